@@ -1,0 +1,55 @@
+"""Environments: a registry, the protocol (:mod:`spear.envs.base`) and built-ins.
+
+Built-in environments are registered lazily by import path, so importing
+``spear.envs`` stays cheap and optional third-party packages (TextWorld,
+ALFWorld, WebShop) are imported only when their environment is made.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from spear.envs.base import Env, StepResult, step_info
+
+EnvFactory = Callable[..., Env]
+
+_REGISTRY: dict[str, EnvFactory | str] = {}
+
+
+def register(name: str, factory: EnvFactory | str, *, overwrite: bool = False) -> None:
+    """Register an environment under ``name``.
+
+    ``factory`` is a callable returning an :class:`Env` (a class works), or a
+    ``"module:attribute"`` import path resolved on first use.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError("environment name must be a non-empty string")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"environment '{name}' is already registered (pass overwrite=True)")
+    _REGISTRY[name] = factory
+
+
+def available() -> list[str]:
+    """Names of all registered environments."""
+    return sorted(_REGISTRY)
+
+
+def _resolve(name: str) -> EnvFactory:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown environment '{name}'; registered: {', '.join(available())}")
+    factory = _REGISTRY[name]
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+        _REGISTRY[name] = factory
+    return factory
+
+
+def make(name: str, **options: Any) -> Env:
+    """Create environment ``name`` with its options (e.g. ``split="eval"``)."""
+    return _resolve(name)(**options)
+
+
+__all__ = ["Env", "StepResult", "available", "make", "register", "step_info"]

@@ -1,0 +1,133 @@
+"""The environment protocol every spear environment follows (docs/ENVIRONMENTS.md).
+
+An environment is a text game played over turns::
+
+    env = spear.envs.make("household", split="train")
+    obs, info = env.reset(seed=3)          # same seed -> same start state (GRPO/GiGPO groups)
+    while True:
+        result = env.step(model_output)    # the model's raw response text
+        if result.done:
+            break
+
+``step`` takes the model's whole response and parses it with the environment's
+action format (``react`` or ``tool_call``, see :mod:`spear.envs.actions`);
+malformed output never raises, it comes back as an error observation with
+``info["invalid_action"] = True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ActionFormat = Literal["react", "tool_call"]
+Split = Literal["train", "eval"]
+SPLITS: tuple[str, ...] = ("train", "eval")
+
+
+@dataclass
+class StepResult:
+    """What one ``Env.step`` returns.
+
+    ``info`` always holds:
+      * ``won`` (bool): the task is solved;
+      * ``score`` (float in [0, 1]): task score (1.0 when won);
+      * ``invalid_action`` (bool): the response could not be parsed or projected;
+      * ``tool_calls`` (int): tool calls / environment actions this step made.
+    Environments may add more keys (e.g. ``admissible_actions``, ``error``).
+    """
+
+    observation: str
+    reward: float
+    done: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def step_info(
+    *,
+    won: bool = False,
+    score: float = 0.0,
+    invalid_action: bool = False,
+    tool_calls: int = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build an ``info`` dict with the keys every environment must report."""
+    return {
+        "won": bool(won),
+        "score": float(score),
+        "invalid_action": bool(invalid_action),
+        "tool_calls": int(tool_calls),
+        **extra,
+    }
+
+
+def task_split(signature: str) -> Split:
+    """Assign a task to ``train`` or ``eval`` by a hash of its content.
+
+    Generators draw candidate tasks and keep only those whose signature falls in
+    the requested split, so train and eval tasks are disjoint *by content*, not
+    merely by seed.
+    """
+    digest = hashlib.sha256(signature.encode("utf-8")).digest()
+    return "eval" if digest[0] % 4 == 0 else "train"
+
+
+def check_split(split: str) -> Split:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return split  # type: ignore[return-value]
+
+
+class Env(ABC):
+    """Base class of spear environments.
+
+    Subclasses set ``name``, ``action_format`` and ``max_turns`` and implement
+    ``reset``, ``step`` and ``solver``.
+
+    Attributes:
+        instruction: the task text of the current episode (set by ``reset``).
+        admissible_actions: the actions valid now (``react`` environments), or None.
+        tools: JSON tool schemas (``tool_call`` environments), or None.
+    """
+
+    name: str = "env"
+    action_format: ActionFormat = "react"
+    max_turns: int = 50
+    reward_on_success: float = 10.0
+
+    def __init__(self, split: str = "train") -> None:
+        self.split: Split = check_split(split)
+        self.instruction: str = ""
+        self.turn: int = 0
+
+    @property
+    def admissible_actions(self) -> list[str] | None:
+        return None
+
+    @property
+    def tools(self) -> list[dict[str, Any]] | None:
+        return None
+
+    @abstractmethod
+    def reset(self, seed: int) -> tuple[str, dict[str, Any]]:
+        """Start the task of ``seed`` in this split; return (observation, info).
+
+        ``info`` holds at least ``instruction`` and, for react environments,
+        ``admissible_actions``.
+        """
+
+    @abstractmethod
+    def step(self, action_text: str) -> StepResult:
+        """Apply the model's raw response text; never raises on bad model output."""
+
+    @abstractmethod
+    def solver(self) -> str:
+        """The scripted expert's next response, in this environment's action format.
+
+        Feeding it back to ``step`` wins the task (>= 95% of tasks per env).
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release external resources (processes, files)."""
