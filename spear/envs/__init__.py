@@ -52,4 +52,14 @@ def make(name: str, **options: Any) -> Env:
     return _resolve(name)(**options)
 
 
+for _name, _path in {
+    "household": "spear.envs.household:HouseholdEnv",
+    "shop": "spear.envs.shop:ShopEnv",
+    "math": "spear.envs.math:MathEnv",
+    "textworld": "spear.envs.textworld:TextWorldEnv",
+    "alfworld": "spear.envs.alfworld:ALFWorldEnv",
+    "webshop": "spear.envs.webshop:WebShopEnv",
+}.items():
+    register(_name, _path)
+
 __all__ = ["Env", "StepResult", "available", "make", "register", "step_info"]
