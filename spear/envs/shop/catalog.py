@@ -1,0 +1,109 @@
+"""A seeded synthetic product catalog for the shop environment (spec 4.2).
+
+WebShop draws on scraped product data that is not available offline; this
+catalog is generated instead from :mod:`spear.envs.shop.vocab`. It is a pure
+function of ``(seed, num_products)`` and is built once per process.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+
+from spear.envs.shop.vocab import (
+    BRAND_HEADS,
+    BRAND_TAILS,
+    CATEGORIES,
+    DESCRIPTION_CLOSERS,
+    TITLE_MODIFIERS,
+    Category,
+)
+
+DEFAULT_CATALOG_SEED = 20240917
+DEFAULT_NUM_PRODUCTS = 1200
+_ID_CHARS = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class Product:
+    """One product.
+
+    ``id`` is ASIN-like (``B0`` + 8 characters); ``attributes`` are the material
+    and features; ``options`` maps an option name to the values one can select.
+    """
+
+    id: str
+    title: str
+    category: str
+    attributes: frozenset[str]
+    options: dict[str, tuple[str, ...]]
+    price: float
+    description: str
+
+    def option_of(self, value: str) -> str | None:
+        """The option name that ``value`` belongs to, or None."""
+        for name, values in self.options.items():
+            if value in values:
+                return name
+        return None
+
+
+def _product_id(rng: random.Random, taken: set[str]) -> str:
+    while True:
+        pid = "B0" + "".join(rng.choice(_ID_CHARS) for _ in range(8))
+        if pid not in taken:
+            taken.add(pid)
+            return pid
+
+
+def _pick_in_order(rng: random.Random, values: tuple[str, ...], low: int) -> tuple[str, ...]:
+    """A random subset of at least ``low`` values, kept in vocabulary order (sizes stay sorted)."""
+    chosen = set(rng.sample(values, rng.randint(min(low, len(values)), len(values))))
+    return tuple(v for v in values if v in chosen)
+
+
+def _make_product(rng: random.Random, category: Category, pid: str) -> Product:
+    material = rng.choice(category.materials)
+    features = rng.sample(category.features, rng.randint(1, 3))
+    options = {name: _pick_in_order(rng, values, 2) for name, values in category.options}
+    low, high = category.price
+    price = round(int(rng.uniform(low, high)) + rng.choice((0.49, 0.99, 0.0)), 2)
+    brand = (rng.choice(BRAND_HEADS) + rng.choice(BRAND_TAILS)).capitalize()
+    # The title shows the material and the first feature; the rest is on the item page.
+    words = [brand, rng.choice(TITLE_MODIFIERS), features[0], material, category.noun]
+    title = " ".join(w.title() if w != brand else w for w in words)
+    first_option, first_values = next(iter(options.items()))
+    description = (
+        f"This {material} {category.noun} is {' and '.join(features)}. "
+        f"Available in {first_option} {', '.join(first_values)}. {rng.choice(DESCRIPTION_CLOSERS)}"
+    )
+    return Product(
+        id=pid,
+        title=title,
+        category=category.noun,
+        attributes=frozenset([material, *features]),
+        options=options,
+        price=price,
+        description=description,
+    )
+
+
+@lru_cache(maxsize=8)
+def build_catalog(
+    seed: int = DEFAULT_CATALOG_SEED, num_products: int = DEFAULT_NUM_PRODUCTS
+) -> tuple[Product, ...]:
+    """The catalog of ``seed``: ``num_products`` products, categories in rotation.
+
+    Raises:
+        ValueError: ``num_products`` is not a positive integer.
+    """
+    if isinstance(num_products, bool) or not isinstance(num_products, int) or num_products < 1:
+        raise ValueError(f"num_products must be a positive integer, got {num_products!r}")
+    rng = random.Random(f"shop-catalog:{seed}")
+    taken: set[str] = set()
+    return tuple(
+        _make_product(rng, CATEGORIES[i % len(CATEGORIES)], _product_id(rng, taken))
+        for i in range(num_products)
+    )
