@@ -1,0 +1,17 @@
+"""Models: the embedded default policy and tokenizer, and loading of HF checkpoints.
+
+* :func:`build_tokenizer`: byte-level BPE + ChatML/Hermes chat template, trained on a corpus;
+* :func:`build_model` / :func:`create_embedded`: a tiny Qwen2 saved in HF format;
+* :func:`load_model_and_tokenizer`: load the embedded model or any causal LM checkpoint.
+"""
+
+from spear.models.embedded import build_model, count_parameters, create_embedded, load_model_and_tokenizer
+from spear.models.tokenizer import build_tokenizer
+
+__all__ = [
+    "build_model",
+    "build_tokenizer",
+    "count_parameters",
+    "create_embedded",
+    "load_model_and_tokenizer",
+]
