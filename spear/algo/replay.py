@@ -148,6 +148,8 @@ def _select(value: Any, idx: np.ndarray) -> Any:
 
 def _concat(values: list[Any], pad_value: float) -> Any:
     first = values[0]
+    if len(values) == 1:
+        return first
     if isinstance(first, torch.Tensor):
         if first.dim() > 1:
             width = max(v.shape[1] for v in values)
@@ -266,6 +268,7 @@ class ReplayBuffer:
             keep &= extra
         idx = np.flatnonzero(keep)
         if len(idx):
+            # a full selection still copies: the caller may reuse its buffers next step
             stored = {key: _select(value, idx) for key, value in rows.items()}
             self.entries.append(_Entry(stored, r[idx], adv[idx], int(step)))
             self._enforce_row_limit()
@@ -355,12 +358,8 @@ class ReplayBuffer:
         batch = None
         if len(chosen) >= max(1, min_rows):
             chosen = np.sort(chosen)
-            rows = {
-                key: _concat([e.rows[key] for e in self.entries], self.pad_values.get(key, 0.0))
-                for key in self.entries[0].rows
-            }
             batch = ReplayBatch(
-                rows={k: _select(v, chosen) for k, v in rows.items()},
+                rows=self._gather(chosen),
                 advantages=torch.from_numpy(adv[chosen]).float(),
                 rewards=rewards[chosen],
                 steps=steps[chosen],
@@ -369,6 +368,21 @@ class ReplayBuffer:
         if cfg.clear_after_use:
             self.entries = []
         return batch
+
+    def _gather(self, chosen: np.ndarray) -> dict[str, Any]:
+        """Rows at sorted global indices ``chosen``, copying only the selected rows of each entry."""
+        bounds = np.cumsum([0] + [len(e) for e in self.entries])
+        parts = [
+            (entry, chosen[(chosen >= lo) & (chosen < hi)] - lo)
+            for entry, lo, hi in zip(self.entries, bounds[:-1], bounds[1:], strict=True)
+        ]
+        parts = [(entry, idx) for entry, idx in parts if len(idx)]
+        return {
+            key: _concat(
+                [_select(entry.rows[key], idx) for entry, idx in parts], self.pad_values.get(key, 0.0)
+            )
+            for key in self.entries[0].rows
+        }
 
     def clear(self) -> None:
         """Empty D (the baseline buffer B is kept)."""

@@ -97,9 +97,7 @@ def test_largest_power_of_two():
 def test_group_std_over_trajectories_by_hand():
     # group a: trajectory x rows (10, 10) -> 10; trajectory y row (0) -> 0: mean 5, np.std 5
     # group b: two identical trajectories -> std 0
-    _, mean, std = group_reward_std(
-        [10, 10, 0, 3, 3], ["a", "a", "a", "b", "b"], ["x", "x", "y", "u", "v"]
-    )
+    _, mean, std = group_reward_std([10, 10, 0, 3, 3], ["a", "a", "a", "b", "b"], ["x", "x", "y", "u", "v"])
     assert mean.tolist() == pytest.approx([5.0, 3.0])
     assert std.tolist() == pytest.approx([5.0, 0.0])
     _, _, unbiased = group_reward_std([10, 0], ["a", "a"], ddof=1)
