@@ -26,7 +26,10 @@ Switches (official code vs paper vs alternatives, docs/DESIGN.md):
 * ``sampling``: ``"uniform"`` (official: power-of-two subset) or ``"prioritized"``
   (probability proportional to recalibrated advantage ** ``alpha``).
 * ``clear_after_use``: clear every entry after a draw (official) or keep them.
-* ``stale_reference``: staleness measured from the newest entry (official) or the current step.
+* ``stale_reference``: staleness measured from the newest entry (official) or the current step;
+  the window is ``min(tolerate_steps, max_tolerate_steps)`` (official cap 10).
+* ``store_threshold``: rows enter the buffer iff advantage > threshold (official code 0;
+  the README documents 1, spec 8.1).
 """
 
 from __future__ import annotations
@@ -46,17 +49,29 @@ KEEP_RULES = (">=", ">")
 TRIGGERS = ("capacity", "min_samples")
 STALE_REFERENCES = ("newest", "current")
 SAMPLINGS = ("uniform", "prioritized")
-MAX_TOLERATE_STEPS = 10  # hard cap of the official code (spec 3.2 "Staleness")
 
 
 @dataclass(frozen=True)
 class ReplayConfig:
-    """Replay-buffer settings; defaults follow the released agent scripts (spec 7.1)."""
+    """Replay-buffer settings; defaults follow the released agent scripts (spec 7.1).
+
+    Attributes (the switches are described in the module docstring):
+        capacity: N_D, the largest replay batch; the official trigger fires above 1.5 x N_D.
+        baseline_capacity: group statistics kept in B (FIFO by whole steps).
+        tolerate_steps: staleness window in steps.
+        percentile: the baseline percentile (50 = median).
+        decay: advantage factor in ``recalibration="decay"`` mode.
+        normalize_by_std: recalibrate as (R - b) / (s + eps), for GRPO with std-norm (spec 8.14).
+        baseline_ddof: 0 = population std of group rewards (agent), 1 = unbiased (math).
+        max_rows: hard bound on stored rows (default 8 x capacity).
+    """
 
     capacity: int = 2048
     baseline_capacity: int = 10240
     tolerate_steps: int = 5
+    max_tolerate_steps: int = 10
     stale_reference: str = "newest"
+    store_threshold: float = 0.0
     recalibration: str = "percentile"
     percentile: float = 50.0
     decay: float = 0.1
@@ -82,8 +97,9 @@ class ReplayConfig:
         for name in ("capacity", "baseline_capacity", "min_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.tolerate_steps < 0:
-            raise ValueError(f"tolerate_steps must be >= 0, got {self.tolerate_steps}")
+        for name in ("tolerate_steps", "max_tolerate_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.percentile <= 100:
             raise ValueError(f"percentile must be in [0, 100], got {self.percentile}")
         if not 0 < self.decay <= 1:
@@ -194,11 +210,11 @@ class ReplayBuffer:
         return float(np.percentile(means, q)), float(np.percentile(stds, q))
 
     def prune_stale(self, current_step: int) -> None:
-        """Drop entries more than min(tolerate_steps, 10) steps older than the reference step:
+        """Drop entries more than min(tolerate_steps, max_tolerate_steps) steps older than the reference:
         the newest stored entry (official, spec 8.5) or ``current_step`` (``stale_reference="current"``)."""
         if not self.entries:
             return
-        window = min(self.config.tolerate_steps, MAX_TOLERATE_STEPS)
+        window = min(self.config.tolerate_steps, self.config.max_tolerate_steps)
         reference = self.entries[-1].step if self.config.stale_reference == "newest" else current_step
         self.entries = [e for e in self.entries if abs(e.step - reference) <= window]
 
@@ -260,7 +276,7 @@ class ReplayBuffer:
 
         self.prune_stale(int(step))
         self.update_baseline(r, group_ids, traj_ids, int(step))
-        keep = adv > 0
+        keep = adv > self.config.store_threshold
         if eligible is not None:
             extra = np.asarray(eligible, dtype=bool)
             if extra.shape != (n,):

@@ -310,3 +310,8 @@ def test_older_step_and_bad_config_are_rejected():
             ReplayConfig(**kwargs)
     with pytest.raises(ValueError, match="baseline buffer is empty"):
         ReplayBuffer().recalibrate(np.ones(1), np.ones(1))
+
+
+def test_store_threshold_switch():
+    buf = ReplayBuffer(store_threshold=1.0)  # the README's documented threshold (spec 8.1)
+    assert _add(buf, [10.0, 10.0, 10.0], [0.5, 1.0, 1.5], step=1) == 1
