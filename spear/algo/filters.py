@@ -41,6 +41,12 @@ def react_action_complete(text: str) -> bool:
     return open_at >= 0 and text.find("</action>", open_at) >= 0
 
 
+def tool_answer_complete(text: str) -> bool:
+    """The math "incomplete" check as the official code intends (spec 8.10): a response
+    is complete if it calls a tool or gives a ``\\boxed{}`` answer."""
+    return "<tool_call>" in text or "\\boxed{" in text
+
+
 def is_incomplete(
     texts: Sequence[str], validator: Callable[[str], bool] = react_action_complete
 ) -> np.ndarray:

@@ -15,6 +15,7 @@ from spear.algo.filters import (
     is_unreadable,
     largest_power_of_two,
     low_variance_group_filter,
+    tool_answer_complete,
 )
 
 
@@ -35,6 +36,11 @@ def test_incomplete_follows_the_agent_rule():
     ]
     assert is_incomplete(texts).tolist() == [False, False, True, True, True, True]
     assert is_incomplete(["anything"], validator=lambda t: "boxed" in t).tolist() == [True]
+
+
+def test_math_validator_flags_answers_without_box_or_tool_call():
+    texts = ["the answer is \\boxed{42}", "<tool_call>{}</tool_call>", "it is 42"]
+    assert is_incomplete(texts, validator=tool_answer_complete).tolist() == [False, False, True]
 
 
 def test_repetitive_threshold_is_inclusive():
