@@ -77,9 +77,7 @@ def test_heat_task_step_by_step():
         "a fridge 1, a microwave 1, and a sinkbasin 1.\n\n"
         "Your task is to: heat some apple and put it in fridge 1."
     )
-    assert (
-        info["instruction"] == env.instruction == "Your task is to: heat some apple and put it in fridge 1."
-    )
+    assert info["instruction"] == env.instruction == "heat some apple and put it in fridge 1."
     assert play(env, ["go to countertop 1", "take apple 1 from countertop 1", "inventory"]) == [
         "You arrive at countertop 1. On the countertop 1, you see a apple 1, and a knife 1.",
         "You pick up the apple 1 from the countertop 1.",

@@ -88,7 +88,7 @@ class HouseholdEnv(Env):
         self.turn = 0
         self._done = False
         self._won = False
-        observation = f"{self._state.room_description()}\n\n{self.instruction}"
+        observation = f"{self._state.room_description()}\n\nYour task is to: {self.instruction}"
         return observation, self._info(observation)
 
     @property

@@ -133,7 +133,8 @@ class Scenario:
 
     @property
     def instruction(self) -> str:
-        return f"Your task is to: {self.task_text}"
+        """The task as prompts quote it (``"Your task is to: {instruction}"``)."""
+        return self.task_text
 
     def signature(self) -> str:
         """Canonical JSON of the task and layout (wording excluded)."""
