@@ -1,0 +1,236 @@
+"""Training configuration: plain YAML presets, dotted command-line overrides, early validation.
+
+A run's config is ``presets/base.yaml`` (the embedded default on ``household``),
+then a preset file holding only what that method changes (``grpo``, ``drbot``,
+``spear``, ...), then ``key.sub=value`` overrides. Every error (unknown preset,
+environment or key, a value of the wrong type, batch sizes that do not divide)
+is raised here, before any compute, and names the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from spear.algo._checks import check_choice
+from spear.algo.advantages import ADVANTAGE_ESTIMATORS, GIGPO_MODES, STATS_OVER
+from spear.algo.filters import GROUP_FILTER_KINDS, RESPONSE_FLAGS
+from spear.algo.losses import AGG_MODES, POLICY_LOSSES
+from spear.algo.replay import ReplayConfig
+from spear.algo.schedules import SCHEDULES
+
+PRESET_DIR = "presets"
+BASE = "base"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, raised before any compute."""
+
+
+def available_presets() -> list[str]:
+    files = resources.files("spear.trainer").joinpath(PRESET_DIR).iterdir()
+    return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml") and f.name != f"{BASE}.yaml")
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must hold a mapping at the top level")
+    return data
+
+
+def _preset_text(name: str) -> str:
+    path = resources.files("spear.trainer").joinpath(PRESET_DIR, f"{name}.yaml")
+    if not path.is_file():
+        raise ConfigError(f"unknown preset '{name}'; available: {', '.join(available_presets())}")
+    return path.read_text()
+
+
+def merge(base: dict[str, Any], update: dict[str, Any], *, path: str = "", strict: bool = True) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base``; unknown keys are errors when ``strict``."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        dotted = f"{path}{key}"
+        if strict and key not in out:
+            raise ConfigError(f"unknown config key '{dotted}'")
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value, path=f"{dotted}.", strict=strict)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"actor.lr=3e-4"`` -> (["actor", "lr"], 0.0003); values are parsed as YAML scalars/lists."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like key.sub=value")
+    key, _, raw = item.partition("=")
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"override '{item}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{item}': cannot parse the value: {exc}") from exc
+    if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return keys, value
+
+
+def apply_override(config: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = config
+    for depth, key in enumerate(keys[:-1]):
+        if not isinstance(node.get(key), dict):
+            raise ConfigError(f"unknown config key '{'.'.join(keys[: depth + 1])}'")
+        node = node[key]
+    if keys[-1] not in node:
+        raise ConfigError(f"unknown config key '{'.'.join(keys)}'")
+    old = node[keys[-1]]
+    if isinstance(old, dict) and not isinstance(value, dict):
+        raise ConfigError(f"config key '{'.'.join(keys)}' is a section; set one of its keys instead")
+    node[keys[-1]] = value
+
+
+def load_config(
+    preset: str = "spear", overrides: list[str] | None = None, *, config_file: str | Path | None = None
+) -> dict[str, Any]:
+    """Resolve base + preset (+ a user YAML file) + overrides into a validated config dict."""
+    config = _read_yaml(_preset_text(BASE), "presets/base.yaml")
+    config = merge(config, _read_yaml(_preset_text(preset), f"preset '{preset}'"))
+    config["preset"] = preset
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist")
+        config = merge(config, _read_yaml(path.read_text(), str(path)))
+    for item in overrides or []:
+        apply_override(config, *parse_override(item))
+    validate(config)
+    return config
+
+
+# ----------------------------------------------------------------------------- validation
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def _require(config: dict[str, Any], dotted: str, kind: type | tuple[type, ...], *, minimum: float | None = None,
+             maximum: float | None = None, allow_none: bool = False) -> Any:
+    value = _get(config, dotted)
+    if value is None and allow_none:
+        return None
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and bool not in kinds:
+        raise ConfigError(f"config key '{dotted}' must be {'/'.join(k.__name__ for k in kinds)}, got {value!r}")
+    if not isinstance(value, kinds):
+        raise ConfigError(f"config key '{dotted}' must be {'/'.join(k.__name__ for k in kinds)}, got {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"config key '{dotted}' must be finite, got {value}")
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"config key '{dotted}' must be >= {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"config key '{dotted}' must be <= {maximum}, got {value}")
+    return value
+
+
+def _choice(config: dict[str, Any], dotted: str, choices: Any) -> None:
+    try:
+        check_choice(dotted, _get(config, dotted), choices)
+    except ValueError as exc:
+        raise ConfigError(f"config key {exc}") from None
+
+
+def validate(config: dict[str, Any]) -> None:
+    """Check types, ranges, names and divisibility; raise ConfigError naming the key."""
+    from spear.envs import available as available_envs
+
+    _require(config, "seed", int, minimum=0)
+    _require(config, "steps", int, minimum=1)
+    env_name = _require(config, "env.name", str)
+    if env_name not in available_envs():
+        raise ConfigError(f"config key 'env.name': unknown environment '{env_name}'; "
+                          f"registered: {', '.join(available_envs())}")
+    _require(config, "env.options", dict)
+    _require(config, "env.workers", int, minimum=0)
+    _require(config, "env.step_timeout_s", float, minimum=0.001)
+    _require(config, "model.path", str, allow_none=True)
+
+    _require(config, "rollout.tasks_per_step", int, minimum=1)
+    group = _require(config, "rollout.group_size", int, minimum=1)
+    _choice(config, "rollout.layout", ("turn", "trajectory"))
+    _require(config, "rollout.max_new_tokens", int, minimum=1)
+    _require(config, "rollout.temperature", float, minimum=0.0)
+    _require(config, "rollout.top_p", float, minimum=1e-6, maximum=1.0)
+    _require(config, "rollout.history_length", int, minimum=0)
+    _require(config, "rollout.max_turns", int, minimum=1, allow_none=True)
+
+    _choice(config, "algorithm.estimator", ADVANTAGE_ESTIMATORS)
+    _choice(config, "algorithm.stats_over", STATS_OVER)
+    _choice(config, "algorithm.gigpo.mode", GIGPO_MODES)
+    _require(config, "algorithm.gigpo.gamma", float, minimum=0.0, maximum=1.0)
+    _require(config, "algorithm.invalid_penalty", float, minimum=0.0)
+    _choice(config, "algorithm.tool_reward.schedule", SCHEDULES)
+    _require(config, "algorithm.tool_reward.total_steps", int, minimum=1, allow_none=True)
+    filters = _require(config, "algorithm.filters", list)
+    for name in filters:
+        if name not in RESPONSE_FLAGS:
+            raise ConfigError(f"config key 'algorithm.filters': unknown filter '{name}'; "
+                              f"known: {', '.join(RESPONSE_FLAGS)}")
+    _require(config, "algorithm.group_filter.ratio", float, minimum=1e-6, maximum=1.0)
+    _choice(config, "algorithm.group_filter.kind", GROUP_FILTER_KINDS)
+    if config["algorithm"]["estimator"] == "gigpo" and config["rollout"]["layout"] != "turn":
+        raise ConfigError("config key 'algorithm.estimator': gigpo needs rollout.layout=turn (anchor observations)")
+
+    _choice(config, "actor.loss_mode", POLICY_LOSSES)
+    _choice(config, "actor.agg_mode", AGG_MODES)
+    _require(config, "actor.lr", float, minimum=0.0)
+    _require(config, "actor.ppo_epochs", int, minimum=1)
+    mini = _require(config, "actor.mini_batch_size", int, minimum=1)
+    micro = _require(config, "actor.micro_batch_size", int, minimum=1)
+    _require(config, "actor.grad_clip", float, minimum=0.0)
+    _require(config, "actor.entropy_coeff", float)
+    if mini % micro:
+        raise ConfigError(f"config key 'actor.micro_batch_size' ({micro}) must divide "
+                          f"actor.mini_batch_size ({mini})")
+
+    _require(config, "sil.enabled", bool)
+    _choice(config, "sil.schedule", SCHEDULES)
+    _require(config, "sil.total_steps", int, minimum=1, allow_none=True)
+    _require(config, "sil.coef", float, minimum=0.0)
+    _choice(config, "sil.loss_mode", POLICY_LOSSES)
+    try:
+        ReplayConfig(**config["sil"]["buffer"])
+    except TypeError as exc:
+        raise ConfigError(f"config key 'sil.buffer': {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"config key 'sil.buffer': {exc}") from None
+
+    _require(config, "eval.every", int, minimum=0)
+    _require(config, "eval.episodes", int, minimum=0)
+    _require(config, "eval.final_episodes", int, minimum=0)
+    _require(config, "checkpoint.every", int, minimum=0)
+    _require(config, "sft.episodes", int, minimum=0)
+    _require(config, "sft.noise", float, minimum=0.0, maximum=1.0)
+    if group < 2 and config["algorithm"]["estimator"] in ("grpo", "gigpo"):
+        raise ConfigError("config key 'rollout.group_size' must be >= 2 for group-relative advantages")
+
+
+def dump(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=False)
