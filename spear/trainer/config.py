@@ -9,6 +9,7 @@ is raised here, before any compute, and names the key.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from importlib import resources
@@ -34,7 +35,9 @@ class ConfigError(ValueError):
 
 def available_presets() -> list[str]:
     files = resources.files("spear.trainer").joinpath(PRESET_DIR).iterdir()
-    return sorted(f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml") and f.name != f"{BASE}.yaml")
+    return sorted(
+        f.name[: -len(".yaml")] for f in files if f.name.endswith(".yaml") and f.name != f"{BASE}.yaml"
+    )
 
 
 def _read_yaml(text: str, source: str) -> dict[str, Any]:
@@ -54,7 +57,9 @@ def _preset_text(name: str) -> str:
     return path.read_text()
 
 
-def merge(base: dict[str, Any], update: dict[str, Any], *, path: str = "", strict: bool = True) -> dict[str, Any]:
+def merge(
+    base: dict[str, Any], update: dict[str, Any], *, path: str = "", strict: bool = True
+) -> dict[str, Any]:
     """Recursively merge ``update`` into a copy of ``base``; unknown keys are errors when ``strict``."""
     out = copy.deepcopy(base)
     for key, value in update.items():
@@ -81,10 +86,8 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{item}': cannot parse the value: {exc}") from exc
     if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value)
-        except ValueError:
-            pass
     return keys, value
 
 
@@ -128,8 +131,15 @@ def _get(config: dict[str, Any], dotted: str) -> Any:
     return node
 
 
-def _require(config: dict[str, Any], dotted: str, kind: type | tuple[type, ...], *, minimum: float | None = None,
-             maximum: float | None = None, allow_none: bool = False) -> Any:
+def _require(
+    config: dict[str, Any],
+    dotted: str,
+    kind: type | tuple[type, ...],
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allow_none: bool = False,
+) -> Any:
     value = _get(config, dotted)
     if value is None and allow_none:
         return None
@@ -137,9 +147,13 @@ def _require(config: dict[str, Any], dotted: str, kind: type | tuple[type, ...],
     if float in kinds and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, bool) and bool not in kinds:
-        raise ConfigError(f"config key '{dotted}' must be {'/'.join(k.__name__ for k in kinds)}, got {value!r}")
+        raise ConfigError(
+            f"config key '{dotted}' must be {'/'.join(k.__name__ for k in kinds)}, got {value!r}"
+        )
     if not isinstance(value, kinds):
-        raise ConfigError(f"config key '{dotted}' must be {'/'.join(k.__name__ for k in kinds)}, got {value!r}")
+        raise ConfigError(
+            f"config key '{dotted}' must be {'/'.join(k.__name__ for k in kinds)}, got {value!r}"
+        )
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
             raise ConfigError(f"config key '{dotted}' must be finite, got {value}")
@@ -165,8 +179,10 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "steps", int, minimum=1)
     env_name = _require(config, "env.name", str)
     if env_name not in available_envs():
-        raise ConfigError(f"config key 'env.name': unknown environment '{env_name}'; "
-                          f"registered: {', '.join(available_envs())}")
+        raise ConfigError(
+            f"config key 'env.name': unknown environment '{env_name}'; "
+            f"registered: {', '.join(available_envs())}"
+        )
     _require(config, "env.options", dict)
     _require(config, "env.workers", int, minimum=0)
     _require(config, "env.step_timeout_s", float, minimum=0.001)
@@ -191,12 +207,15 @@ def validate(config: dict[str, Any]) -> None:
     filters = _require(config, "algorithm.filters", list)
     for name in filters:
         if name not in RESPONSE_FLAGS:
-            raise ConfigError(f"config key 'algorithm.filters': unknown filter '{name}'; "
-                              f"known: {', '.join(RESPONSE_FLAGS)}")
+            raise ConfigError(
+                f"config key 'algorithm.filters': unknown filter '{name}'; known: {', '.join(RESPONSE_FLAGS)}"
+            )
     _require(config, "algorithm.group_filter.ratio", float, minimum=1e-6, maximum=1.0)
     _choice(config, "algorithm.group_filter.kind", GROUP_FILTER_KINDS)
     if config["algorithm"]["estimator"] == "gigpo" and config["rollout"]["layout"] != "turn":
-        raise ConfigError("config key 'algorithm.estimator': gigpo needs rollout.layout=turn (anchor observations)")
+        raise ConfigError(
+            "config key 'algorithm.estimator': gigpo needs rollout.layout=turn (anchor observations)"
+        )
 
     _choice(config, "actor.loss_mode", POLICY_LOSSES)
     _choice(config, "actor.agg_mode", AGG_MODES)
@@ -207,16 +226,18 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "actor.grad_clip", float, minimum=0.0)
     _require(config, "actor.entropy_coeff", float)
     if mini % micro:
-        raise ConfigError(f"config key 'actor.micro_batch_size' ({micro}) must divide "
-                          f"actor.mini_batch_size ({mini})")
+        raise ConfigError(
+            f"config key 'actor.micro_batch_size' ({micro}) must divide actor.mini_batch_size ({mini})"
+        )
 
     _require(config, "sil.enabled", bool)
     _choice(config, "sil.schedule", SCHEDULES)
     _require(config, "sil.total_steps", int, minimum=1, allow_none=True)
     _require(config, "sil.coef", float, minimum=0.0)
     _choice(config, "sil.loss_mode", POLICY_LOSSES)
+    buffer = {k: v for k, v in config["sil"]["buffer"].items() if v != "auto"}
     try:
-        ReplayConfig(**config["sil"]["buffer"])
+        ReplayConfig(**buffer)
     except TypeError as exc:
         raise ConfigError(f"config key 'sil.buffer': {exc}") from None
     except ValueError as exc:
@@ -226,6 +247,10 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "eval.episodes", int, minimum=0)
     _require(config, "eval.final_episodes", int, minimum=0)
     _require(config, "checkpoint.every", int, minimum=0)
+    if config["sft"]["enabled"] not in ("auto", True, False):
+        raise ConfigError(
+            f"config key 'sft.enabled' must be auto, true or false, got {config['sft']['enabled']!r}"
+        )
     _require(config, "sft.episodes", int, minimum=0)
     _require(config, "sft.noise", float, minimum=0.0, maximum=1.0)
     if group < 2 and config["algorithm"]["estimator"] in ("grpo", "gigpo"):

@@ -1,0 +1,141 @@
+"""The ``spear`` command line: ``spear train``, ``spear sft``, ``spear eval``.
+
+Examples::
+
+    spear train                                   # embedded model, household, preset spear
+    spear train --preset grpo --steps 100 actor.lr=5e-5 rollout.group_size=8
+    spear train --model Qwen/Qwen2.5-1.5B-Instruct --env shop     # any HF model by path
+    spear train --resume runs/spear-household-20261121-101500
+    spear sft --env household --out models/household-sft
+    spear eval --model runs/.../final_model --env household --episodes 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from spear.trainer.config import ConfigError, available_presets, load_config
+
+
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    overrides = list(args.overrides)
+    if args.env is not None:
+        overrides.insert(0, f"env.name={args.env}")
+    if args.model is not None:
+        overrides.insert(0, f"model.path={args.model}")
+    if args.steps is not None:
+        overrides.insert(0, f"steps={args.steps}")
+    if args.seed is not None:
+        overrides.insert(0, f"seed={args.seed}")
+    return overrides
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="spear", help=f"one of: {', '.join(available_presets())}")
+    parser.add_argument("--env", help="environment name (default: household)")
+    parser.add_argument(
+        "--model", help="path of a Hugging Face causal LM (default: build the embedded model)"
+    )
+    parser.add_argument("--steps", type=int, help="RL steps")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--config", help="a YAML file merged over the preset")
+    parser.add_argument("--run-dir", help="output directory (default: runs/<preset>-<env>-<time>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from spear.trainer.run import resume, train
+
+    if args.resume:
+        summary = resume(args.resume, quiet=args.quiet)
+    else:
+        config = load_config(args.preset, _train_overrides(args), config_file=args.config)
+        summary = train(config, run_dir=args.run_dir, quiet=args.quiet)
+    before, after = summary["eval_before"], summary["eval_after"]
+    if before is not None and after is not None:
+        print(
+            f"eval success: {100 * before.success_rate:.1f}% -> {100 * after.success_rate:.1f}% "
+            f"({after.episodes} held-out episodes)"
+        )
+        print(f"  before: {before.summary()}")
+        print(f"  after:  {after.summary()}")
+    print(f"run directory: {summary['run_dir']}")
+    return 0
+
+
+def cmd_sft(args: argparse.Namespace) -> int:
+    from spear.trainer.run import setup_model
+
+    overrides = [*_train_overrides(args), "sft.enabled=true"]
+    config = load_config(args.preset, overrides, config_file=args.config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    setup_model(config, out, quiet=args.quiet)
+    print(f"cold-started model: {out / 'sft_model'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import yaml
+
+    from spear.trainer.run import evaluate_model
+
+    options = yaml.safe_load(args.env_options) if args.env_options else {}
+    if not isinstance(options, dict):
+        raise ConfigError("--env-options must be a YAML mapping, e.g. '{num_receptacles: 5}'")
+    result = evaluate_model(
+        args.model,
+        args.env,
+        args.episodes,
+        env_options=options,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+        max_turns=args.max_turns,
+        seed=args.seed,
+    )
+    print(f"{args.env} eval split: {result.summary()}")
+    print(f"  tool calls per episode {result.tool_calls:.2f}, turns per episode {result.turns:.2f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spear", description="Multi-turn agentic RL with SPEAR.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="cold start (embedded model) + RL + evaluation")
+    _add_common(train)
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.set_defaults(func=cmd_train)
+
+    sft = sub.add_parser("sft", help="only the cold start: build/load the model and SFT on demonstrations")
+    _add_common(sft)
+    sft.add_argument("--out", required=True, help="output directory")
+    sft.set_defaults(func=cmd_sft)
+
+    ev = sub.add_parser("eval", help="success rate and score on the held-out split")
+    ev.add_argument("--model", required=True)
+    ev.add_argument("--env", required=True)
+    ev.add_argument("--episodes", type=int, default=100)
+    ev.add_argument("--env-options", help="YAML mapping of environment options")
+    ev.add_argument("--temperature", type=float, default=0.4)
+    ev.add_argument("--max-new-tokens", type=int, default=32)
+    ev.add_argument("--max-turns", type=int)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"spear: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The actor: response log-probs, entropy, and the mini-batched policy update (spec 2.2 steps 7 and 10).
+
+An :class:`UpdateBatch` holds exactly what a policy-gradient step needs (verl's
+layout: left-padded prompt region of ``prompt_length`` columns, right-padded
+response region)::
+
+    input_ids, attention_mask, position_ids  [N, P + R]
+    response_mask, old_log_prob, advantages  [N, R]
+
+The on-policy batch and the SIL replay batch are both UpdateBatches; each gets its
+own optimizer steps (spec 2.2: separate steps, on-policy first).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from spear.algo.losses import aggregate, entropy_from_logits, policy_loss
+
+
+@dataclass
+class UpdateBatch:
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    prompt_length: int
+    response_mask: torch.Tensor
+    old_log_prob: torch.Tensor
+    advantages: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def slice(self, start: int, stop: int) -> UpdateBatch:
+        """Rows ``start:stop``, trimmed to the columns those rows use (less padding, less compute)."""
+        attn = self.attention_mask[start:stop]
+        p = self.prompt_length
+        used = attn.any(dim=0).nonzero()
+        first = int(used[0]) if len(used) else p
+        first = min(first, p)
+        last = max(int(used[-1]) + 1, p + 1) if len(used) else p + 1
+        r_end = last - p
+        return UpdateBatch(
+            input_ids=self.input_ids[start:stop, first:last],
+            attention_mask=attn[:, first:last],
+            position_ids=self.position_ids[start:stop, first:last],
+            prompt_length=p - first,
+            response_mask=self.response_mask[start:stop, :r_end],
+            old_log_prob=self.old_log_prob[start:stop, :r_end],
+            advantages=self.advantages[start:stop, :r_end],
+        )
+
+    def to(self, device: torch.device | str) -> UpdateBatch:
+        return replace(
+            self,
+            **{
+                name: getattr(self, name).to(device)
+                for name in (
+                    "input_ids",
+                    "attention_mask",
+                    "position_ids",
+                    "response_mask",
+                    "old_log_prob",
+                    "advantages",
+                )
+            },
+        )
+
+
+def collate(
+    prompts: Sequence[Sequence[int]],
+    responses: Sequence[Sequence[int]],
+    response_masks: Sequence[Sequence[int]],
+    old_log_probs: Sequence[Sequence[float]],
+    advantages: Sequence[float],
+    *,
+    pad_token_id: int,
+) -> UpdateBatch:
+    """Pad unpadded rows (e.g. from the replay buffer) into an UpdateBatch; advantages are per row."""
+    n = len(prompts)
+    p = max(len(x) for x in prompts)
+    r = max(len(x) for x in responses)
+    input_ids = torch.full((n, p + r), pad_token_id, dtype=torch.long)
+    attention = torch.zeros((n, p + r), dtype=torch.long)
+    mask = torch.zeros((n, r), dtype=torch.float32)
+    old = torch.zeros((n, r), dtype=torch.float32)
+    for i in range(n):
+        lp, lr = len(prompts[i]), len(responses[i])
+        input_ids[i, p - lp : p] = torch.as_tensor(prompts[i], dtype=torch.long)
+        input_ids[i, p : p + lr] = torch.as_tensor(responses[i], dtype=torch.long)
+        attention[i, p - lp : p + lr] = 1
+        mask[i, :lr] = torch.as_tensor(response_masks[i], dtype=torch.float32)
+        old[i, :lr] = torch.as_tensor(old_log_probs[i], dtype=torch.float32)
+    adv = torch.as_tensor(np.asarray(advantages, dtype=np.float32)).unsqueeze(-1) * mask
+    return UpdateBatch(input_ids, attention, (attention.cumsum(-1) - 1).clamp(min=0), p, mask, old, adv)
+
+
+def response_log_probs(
+    model: torch.nn.Module, batch: UpdateBatch, *, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log pi(response token) ``[n, R]`` (and token entropy ``[n, R]``) at temperature 1.
+
+    Only the logits that predict response tokens are computed (``logits_to_keep``).
+    """
+    r = batch.response_mask.shape[1]
+    out = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        position_ids=batch.position_ids,
+        use_cache=False,
+        logits_to_keep=r + 1,
+    )
+    logits = out.logits[:, :-1, :].float()
+    targets = batch.input_ids[:, batch.prompt_length : batch.prompt_length + r]
+    log_probs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    entropy = entropy_from_logits(logits) if with_entropy else None
+    return log_probs, entropy
+
+
+@torch.no_grad()
+def compute_log_probs(model: torch.nn.Module, batch: UpdateBatch, micro_batch_size: int) -> torch.Tensor:
+    """Step 7: behaviour log-probs of the current policy for every response token ``[N, R]``."""
+    out = torch.zeros_like(batch.old_log_prob)
+    for start in range(0, len(batch), micro_batch_size):
+        part = batch.slice(start, start + micro_batch_size)
+        log_probs, _ = response_log_probs(model, part)
+        out[start : start + len(part), : log_probs.shape[1]] = log_probs.to(out.dtype)
+    return out * batch.response_mask
+
+
+@dataclass(frozen=True)
+class LossSettings:
+    """Per-update loss knobs (on-policy and replay differ in Clip-Cov parameters, spec 3.5)."""
+
+    mode: str
+    agg_mode: str
+    clip_low: float
+    clip_high: float
+    clip_c: float | None
+    cov_ratio: float
+    cov_lb: float
+    cov_ub: float
+    kl_coef: float
+    entropy_coeff: float
+    norm_length: float | None
+
+
+def policy_update(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: UpdateBatch,
+    loss: LossSettings,
+    *,
+    weight: float = 1.0,
+    mini_batch_size: int,
+    micro_batch_size: int,
+    epochs: int = 1,
+    grad_clip: float = 1.0,
+    generator: torch.Generator | None = None,
+    backward: Callable[[torch.Tensor], None] | None = None,
+) -> dict[str, float]:
+    """Optimizer steps over ``batch`` in mini-batches of ``mini_batch_size`` rows (spec 2.2 step 10).
+
+    Each mini-batch accumulates micro-batch gradients of
+    ``weight * (L_pg - entropy_coeff * H)``, each scaled by its share of the mini-batch's
+    rows, then clips the gradient norm and steps. A mini-batch whose loss or gradient is
+    not finite is skipped (and counted). Micro-batches without any valid token are skipped.
+    ``backward`` lets a distributed wrapper (accelerate) run the backward pass.
+    """
+    backward = backward if backward is not None else (lambda t: t.backward())
+    params = [p for p in model.parameters() if p.requires_grad]
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    skipped = steps = 0
+
+    def record(name: str, value: float) -> None:
+        sums[name] = sums.get(name, 0.0) + value
+        counts[name] = counts.get(name, 0) + 1
+
+    for _ in range(epochs):
+        for start in range(0, len(batch), mini_batch_size):
+            stop = min(start + mini_batch_size, len(batch))
+            optimizer.zero_grad(set_to_none=True)
+            finite, any_tokens = True, False
+            for micro in range(start, stop, micro_batch_size):
+                part = batch.slice(micro, min(micro + micro_batch_size, stop))
+                if not bool(part.response_mask.any()):
+                    continue
+                any_tokens = True
+                log_prob, entropy = response_log_probs(model, part, with_entropy=True)
+                pg, metrics = policy_loss(
+                    loss.mode,
+                    log_prob=log_prob,
+                    old_log_prob=part.old_log_prob,
+                    advantages=part.advantages,
+                    mask=part.response_mask,
+                    agg_mode=loss.agg_mode,
+                    clip_low=loss.clip_low,
+                    clip_high=loss.clip_high,
+                    clip_c=loss.clip_c,
+                    cov_ratio=loss.cov_ratio,
+                    cov_lb=loss.cov_lb,
+                    cov_ub=loss.cov_ub,
+                    kl_coef=loss.kl_coef,
+                    norm_length=loss.norm_length,
+                    generator=generator,
+                )
+                ent = aggregate(entropy, part.response_mask, loss.agg_mode, norm_length=loss.norm_length)
+                total = weight * (pg - loss.entropy_coeff * ent) * (len(part) / (stop - start))
+                if not torch.isfinite(total):
+                    finite = False
+                    break
+                backward(total)
+                record("pg_loss", float(pg.detach()))
+                valid = part.response_mask.bool()
+                record("entropy", float(entropy.detach()[valid].mean()))
+                for name, value in metrics.items():
+                    record(name, value)
+            if not any_tokens:
+                continue
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
+            if not finite or not math.isfinite(float(grad_norm)):
+                optimizer.zero_grad(set_to_none=True)
+                skipped += 1
+                continue
+            record("grad_norm", float(grad_norm))
+            optimizer.step()
+            steps += 1
+    optimizer.zero_grad(set_to_none=True)
+    out = {name: sums[name] / counts[name] for name in sums}
+    out["optimizer_steps"] = float(steps)
+    out["nonfinite_skipped"] = float(skipped)
+    return out

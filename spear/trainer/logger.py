@@ -1,0 +1,97 @@
+"""Run logging: metrics.jsonl, TensorBoard event files and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+PLOTS = {
+    "success.png": [("rollout/success_rate", "train rollouts"), ("eval/success_rate", "eval")],
+    "entropy.png": [("actor/entropy", "policy entropy")],
+    "tool_calls.png": [("rollout/tool_calls", "tool calls per episode")],
+    "schedules.png": [("schedule/lambda_tool", "lambda_tool"), ("schedule/lambda_sil", "lambda_sil")],
+}
+
+
+class RunLogger:
+    """Appends one JSON line per step to ``metrics.jsonl`` and mirrors scalars to TensorBoard."""
+
+    def __init__(self, run_dir: Path, *, tensorboard: bool = True, resume_step: int | None = None) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "metrics.jsonl"
+        if resume_step is not None:
+            self._truncate_after(resume_step)
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=resume_step)
+
+    def _truncate_after(self, step: int) -> None:
+        """On resume, drop lines the interrupted run wrote after its last checkpoint."""
+        if not self.path.exists():
+            return
+        kept = [
+            line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step
+        ]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        record = {"step": step, **{k: _clean(v) for k, v in metrics.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)) and value is not None:
+                    self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+
+    def history(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def write_plots(history: list[dict[str, Any]], out_dir: Path) -> list[Path]:
+    """PNG plots of success, entropy, tool calls and the two schedules against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, series in PLOTS.items():
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        drawn = False
+        for key, label in series:
+            points = [(r["step"], r[key]) for r in history if r.get(key) is not None]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=3, label=label)
+                drawn = True
+        if drawn:
+            ax.set_xlabel("training step")
+            ax.grid(alpha=0.3)
+            ax.legend()
+            ax.set_title(filename[:-4].replace("_", " "))
+            fig.tight_layout()
+            path = out_dir / filename
+            fig.savefig(path, dpi=110)
+            written.append(path)
+        plt.close(fig)
+    return written

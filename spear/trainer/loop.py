@@ -1,0 +1,505 @@
+"""The SPEAR training loop (spec 2.2 turn rows / 2.3 trajectory rows), one method per step.
+
+``Trainer.fit`` reads like the spec::
+
+    for t in steps:
+        batch    = rollout(t)                                # 1  B tasks x G copies
+        scores   = shape_rewards(batch, t)                   # 4  R_ext + tool bonus - invalid penalty
+        batch    = filter_responses(batch)                   # 5  Dr.BoT response filters
+        batch    = filter_groups(batch, scores)              # 6  low-variance group filter
+        old_lp   = behaviour_log_probs(batch)                # 7
+        adv      = advantages(batch, scores)                 # 8  GRPO / GiGPO
+        replay   = buffer.sample() if buffer.ready()         # 9  data from steps < t only
+        update(batch); update(replay, weight=lambda_sil(t))  # 10 separate optimizer steps
+        buffer.add(batch, t)                                 # 11-12 prune, baseline, store A > 0
+        evaluate / log / checkpoint                          # 13
+
+All randomness of step ``t`` is derived from ``(seed, t)`` (plus the buffer's saved
+RNG), so a resumed run reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spear.algo.advantages import gigpo, grpo, to_token_level
+from spear.algo.filters import (
+    apply_response_filters,
+    is_incomplete,
+    is_overlong,
+    is_repetitive,
+    is_unreadable,
+    low_variance_group_filter,
+    react_action_complete,
+    tool_answer_complete,
+)
+from spear.algo.replay import ReplayBatch, ReplayBuffer, ReplayConfig
+from spear.algo.rewards import invalid_action_penalty, tool_call_bonus
+from spear.algo.schedules import schedule
+from spear.envs import make
+from spear.rollout.batch import RolloutBatch
+from spear.rollout.engine import RolloutConfig, RolloutEngine
+from spear.trainer.actor import LossSettings, UpdateBatch, collate, compute_log_probs, policy_update
+from spear.trainer.checkpoint import latest_checkpoint, load_state, save_checkpoint
+from spear.trainer.evaluate import EvalResult, evaluate
+from spear.trainer.logger import RunLogger, write_plots
+
+
+def step_seed(seed: int, step: int, salt: int) -> int:
+    """A 63-bit seed for one purpose (``salt``) at one step."""
+    return int(
+        np.random.SeedSequence([seed, step, salt]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1
+    )
+
+
+@dataclass
+class StepBatch:
+    """The processed on-policy batch of one step."""
+
+    rollout: RolloutBatch
+    scores: np.ndarray  # [N] shaped reward of each row
+    update: UpdateBatch
+
+
+class Trainer:
+    """Runs SPEAR (or any preset) on a model, an environment and a run directory.
+
+    Args:
+        config: a validated config (:func:`spear.trainer.config.load_config`).
+        model, tokenizer: the policy (after any cold start).
+        run_dir: where metrics, plots, TensorBoard files and checkpoints go.
+        optimizer: AdamW over the trainable parameters (created if None).
+    """
+
+    def __init__(self, config: dict[str, Any], model, tokenizer, run_dir: Path, *, accelerator=None) -> None:
+        self.config = config
+        self.model, self.tokenizer = model, tokenizer
+        self.run_dir = Path(run_dir)
+        self.accelerator = accelerator
+        actor = config["actor"]
+        params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=actor["lr"], weight_decay=actor["weight_decay"])
+        if accelerator is not None:
+            self.model, self.optimizer = accelerator.prepare(self.model, self.optimizer)
+        self.total_steps = config["steps"]
+        self.env_name = config["env"]["name"]
+        self.engine = self._engine("train", config["rollout"]["group_size"], config["rollout"]["temperature"])
+        self.eval_engine = self._engine("eval", 1, config["eval"]["temperature"])
+        probe = make(self.env_name, **config["env"]["options"])
+        self.action_format = probe.action_format
+        probe.close()
+        self.buffer = ReplayBuffer(ReplayConfig(**self._buffer_config()), seed=config["seed"])
+        self.start_step = 1
+        self.eval_before: EvalResult | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _policy(self):
+        return self.accelerator.unwrap_model(self.model) if self.accelerator is not None else self.model
+
+    def _engine(self, split: str, group_size: int, temperature: float) -> RolloutEngine:
+        r = self.config["rollout"]
+        cfg = RolloutConfig(
+            group_size=group_size,
+            max_turns=r["max_turns"],
+            max_new_tokens=r["max_new_tokens"],
+            temperature=temperature,
+            top_p=r["top_p"],
+            history_length=r["history_length"],
+            layout=r["layout"],
+            show_admissible=r["show_admissible"],
+            seed=self.config["seed"] + (0 if split == "train" else 7919),
+        )
+        env = self.config["env"]
+        return RolloutEngine(
+            self._policy(),
+            self.tokenizer,
+            cfg,
+            env_options={**env["options"], "split": split},
+            env_workers=env["workers"],
+        )
+
+    def _buffer_config(self) -> dict[str, Any]:
+        buffer = dict(self.config["sil"]["buffer"])
+        if buffer["normalize_by_std"] == "auto":  # follow the on-policy estimator (spec 8.14)
+            buffer["normalize_by_std"] = self.config["algorithm"]["normalize_by_std"]
+        if buffer["keep_rule"] == "auto":  # agent code >= 0, math code > 0 (spec 3.3)
+            buffer["keep_rule"] = ">" if self.action_format == "tool_call" else ">="
+        return buffer
+
+    # ------------------------------------------------------------------ schedules
+    def lambda_tool(self, step: int) -> float:
+        tool = self.config["algorithm"]["tool_reward"]
+        return schedule(tool["schedule"], step, tool["total_steps"] or self.total_steps, direction="decay")
+
+    def lambda_sil(self, step: int) -> float:
+        sil = self.config["sil"]
+        weight = schedule(sil["schedule"], step, sil["total_steps"] or self.total_steps, direction="warmup")
+        return sil["coef"] * weight
+
+    # ------------------------------------------------------------------ 1: rollout
+    def rollout(self, step: int) -> RolloutBatch:
+        rng = np.random.default_rng(step_seed(self.config["seed"], step, 1))
+        seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=self.config["rollout"]["tasks_per_step"])]
+        return self.engine.collect(self.env_name, seeds, step=step)
+
+    # ------------------------------------------------------------------ 4: rewards
+    def shape_rewards(self, batch: RolloutBatch, step: int) -> np.ndarray:
+        """Per-row score: R_ext + min(cap, per_call n) lambda_tool(t) of its trajectory, minus
+        the invalid-action penalty of the row (spec 2.1, 3.1, 3.10)."""
+        tool = self.config["algorithm"]["tool_reward"]
+        per_traj = np.array(
+            [
+                t.env_reward
+                + tool_call_bonus(
+                    t.tool_calls,
+                    step,
+                    schedule=tool["schedule"],
+                    total_steps=tool["total_steps"] or self.total_steps,
+                    per_call=tool["per_call"],
+                    cap=tool["cap"],
+                )
+                for t in batch.trajectories
+            ]
+        )
+        penalty = invalid_action_penalty(
+            batch.invalid_action, coef=self.config["algorithm"]["invalid_penalty"]
+        )
+        if batch.layout == "trajectory":
+            counts = np.array([t.invalid_actions for t in batch.trajectories])[batch.traj_index]
+            penalty = -self.config["algorithm"]["invalid_penalty"] * counts
+        return per_traj[batch.traj_index] + penalty
+
+    # ------------------------------------------------------------------ 5: response filters
+    def filter_responses(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        enabled = self.config["algorithm"]["filters"]
+        if not enabled:
+            return batch.response_mask.float(), {}
+        texts = self.tokenizer.batch_decode(
+            [
+                row[mask.bool()].tolist()
+                for row, mask in zip(batch.responses, batch.response_mask, strict=True)
+            ],
+            skip_special_tokens=False,
+        )
+        validator = tool_answer_complete if self.action_format == "tool_call" else react_action_complete
+        lengths = batch.response_mask.sum(dim=1)
+        flags = {
+            "overlong": (batch.finish_reason == "length") | is_overlong(lengths, self._max_response_len()),
+            "incomplete": is_incomplete(texts, validator),
+            "repetitive": is_repetitive(batch.responses, response_mask=batch.response_mask),
+            "unreadable": is_unreadable(texts),
+        }
+        mask, stats = apply_response_filters(batch.response_mask.float(), flags, enabled)
+        return mask, {f"filter/{k}": v for k, v in stats.items()}
+
+    def _max_response_len(self) -> int:
+        r = self.config["rollout"]
+        return r["max_new_tokens"] if r["layout"] == "turn" else 10**9
+
+    # ------------------------------------------------------------------ 6: group filter
+    def filter_groups(self, batch: RolloutBatch, scores: np.ndarray, step: int) -> np.ndarray:
+        gf = self.config["algorithm"]["group_filter"]
+        if gf["ratio"] >= 1.0:
+            return np.arange(len(batch))
+        keep = low_variance_group_filter(
+            scores,
+            batch.group_id,
+            batch.traj_id,
+            ratio=gf["ratio"],
+            kind=gf["kind"],
+            generator=np.random.default_rng(step_seed(self.config["seed"], step, 2)),
+        )
+        return np.flatnonzero(keep)
+
+    # ------------------------------------------------------------------ 8: advantages
+    def advantages(self, batch: RolloutBatch, scores: np.ndarray) -> torch.Tensor:
+        alg = self.config["algorithm"]
+        if alg["estimator"] == "gigpo":
+            g = alg["gigpo"]
+            step_penalty = -invalid_action_penalty(batch.invalid_action, coef=alg["invalid_penalty"])
+            return gigpo(
+                scores,
+                batch.group_id,
+                traj_ids=batch.traj_id,
+                anchor_obs=list(batch.anchor_obs),
+                step_rewards=batch.step_reward,
+                turn_index=batch.turn_index,
+                gamma=g["gamma"],
+                step_weight=g["step_weight"],
+                mode=g["mode"],
+                step_penalty=step_penalty,
+            )
+        return grpo(
+            scores,
+            batch.group_id,
+            normalize_by_std=alg["normalize_by_std"],
+            stats_over=alg["stats_over"],
+            traj_ids=batch.traj_id,
+        )
+
+    # ------------------------------------------------------------------ one step
+    def prepare(self, step: int, timings: dict[str, float]) -> tuple[StepBatch | None, dict[str, float]]:
+        """Steps 1-8: rollout, rewards, filters, behaviour log-probs, advantages."""
+        start = time.perf_counter()
+        rollout = self.rollout(step)
+        timings["time/rollout"] = time.perf_counter() - start
+        metrics = {f"rollout/{k}": v for k, v in rollout.stats().items()}
+        rollout = rollout.drop_failed()
+        if len(rollout) == 0:
+            return None, metrics
+        scores = self.shape_rewards(rollout, step)
+        metrics["rollout/shaped_reward"] = float(np.mean([scores[t.rows[0]] for t in rollout.trajectories]))
+        mask, filter_stats = self.filter_responses(rollout)
+        metrics.update(filter_stats)
+        keep = self.filter_groups(rollout, scores, step)
+        metrics["rollout/rows_after_group_filter"] = float(len(keep))
+        rollout, scores, mask = rollout.select(keep), scores[keep], mask[torch.as_tensor(keep)]
+
+        start = time.perf_counter()
+        update = UpdateBatch(
+            input_ids=rollout.input_ids,
+            attention_mask=rollout.attention_mask,
+            position_ids=rollout.position_ids,
+            prompt_length=rollout.prompt_length,
+            response_mask=mask,
+            old_log_prob=rollout.old_log_prob * mask,
+            advantages=torch.zeros_like(mask),
+        )
+        if self.config["actor"]["recompute_old_log_prob"]:
+            update.old_log_prob = compute_log_probs(
+                self._policy(), update, self.config["actor"]["micro_batch_size"]
+            )
+        timings["time/log_prob"] = time.perf_counter() - start
+        update.advantages = to_token_level(self.advantages(rollout, scores), mask)
+        return StepBatch(rollout, scores, update), metrics
+
+    def loss_settings(self, *, replay: bool) -> LossSettings:
+        actor = self.config["actor"]
+        source = self.config["sil"] if replay else actor
+        cov = source["cov"]
+        return LossSettings(
+            mode=source["loss_mode"],
+            agg_mode=actor["agg_mode"],
+            clip_low=actor["clip_low"],
+            clip_high=actor["clip_high"],
+            clip_c=actor["clip_c"],
+            cov_ratio=cov["ratio"],
+            cov_lb=cov["lb"],
+            cov_ub=cov["ub"],
+            kl_coef=cov["kl_coef"],
+            entropy_coeff=actor["entropy_coeff"],
+            norm_length=float(self.config["rollout"]["max_new_tokens"])
+            if actor["agg_mode"] == "seq-mean-token-sum-norm" and self.config["rollout"]["layout"] == "turn"
+            else None,
+        )
+
+    def _update(
+        self, batch: UpdateBatch, step: int, *, replay: bool, weight: float = 1.0
+    ) -> dict[str, float]:
+        actor = self.config["actor"]
+        backward = self.accelerator.backward if self.accelerator is not None else None
+        self.model.train()
+        try:
+            return policy_update(
+                self.model,
+                self.optimizer,
+                batch,
+                self.loss_settings(replay=replay),
+                weight=weight,
+                mini_batch_size=actor["mini_batch_size"],
+                micro_batch_size=actor["micro_batch_size"],
+                epochs=actor["ppo_epochs"],
+                grad_clip=actor["grad_clip"],
+                backward=backward,
+                generator=torch.Generator().manual_seed(step_seed(self.config["seed"], step, 3 + replay)),
+            )
+        finally:
+            self.model.eval()
+
+    def replay_batch(self, replay: ReplayBatch) -> UpdateBatch:
+        rows = replay.rows
+        return collate(
+            rows["prompt"],
+            rows["response"],
+            rows["response_mask"],
+            rows["old_log_prob"],
+            replay.advantages.tolist(),
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+
+    def store(self, step_batch: StepBatch, step: int) -> int:
+        """Steps 11-12: prune stale entries, record group statistics, store rows with A > 0."""
+        rollout, update = step_batch.rollout, step_batch.update
+        p = rollout.prompt_length
+        rows: dict[str, list] = {"prompt": [], "response": [], "response_mask": [], "old_log_prob": []}
+        for i in range(len(rollout)):
+            prompt_mask = rollout.attention_mask[i, :p].bool()
+            length = int(rollout.attention_mask[i, p:].sum())
+            rows["prompt"].append(rollout.input_ids[i, :p][prompt_mask].tolist())
+            rows["response"].append(rollout.responses[i, :length].tolist())
+            rows["response_mask"].append(update.response_mask[i, :length].tolist())
+            rows["old_log_prob"].append(update.old_log_prob[i, :length].tolist())
+        eligible = None
+        if self.action_format == "tool_call":  # math: only trajectories with a tool call (spec 2.3)
+            eligible = np.array([t.tool_calls > 0 for t in rollout.trajectories])[rollout.traj_index]
+        return self.buffer.add(
+            rows,
+            rewards=step_batch.scores,
+            advantages=update.advantages,
+            group_ids=rollout.group_id,
+            traj_ids=rollout.traj_id,
+            step=step,
+            eligible=eligible,
+        )
+
+    def train_step(self, step: int) -> dict[str, float]:
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        step_batch, metrics = self.prepare(step, timings)
+        metrics["schedule/lambda_tool"] = self.lambda_tool(step)
+        metrics["schedule/lambda_sil"] = self.lambda_sil(step) if self.config["sil"]["enabled"] else 0.0
+        if step_batch is None:
+            metrics["actor/skipped_empty_batch"] = 1.0
+            return metrics
+
+        replay = None
+        if self.config["sil"]["enabled"] and self.buffer.ready():
+            replay = self.buffer.sample()
+        metrics["sil/fired"] = float(replay is not None)
+        metrics["sil/replay_rows"] = float(len(replay) if replay is not None else 0)
+
+        start = time.perf_counter()
+        if bool(step_batch.update.response_mask.any()):
+            metrics.update(
+                {f"actor/{k}": v for k, v in self._update(step_batch.update, step, replay=False).items()}
+            )
+        timings["time/update"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        if replay is not None:
+            sil_metrics = self._update(
+                self.replay_batch(replay), step, replay=True, weight=self.lambda_sil(step)
+            )
+            metrics.update({f"sil/{k}": v for k, v in sil_metrics.items()})
+            metrics["sil/baseline"] = replay.baseline[0] if replay.baseline is not None else None
+        timings["time/replay"] = time.perf_counter() - start
+
+        if self.config["sil"]["enabled"]:
+            metrics["sil/stored_rows"] = float(self.store(step_batch, step))
+            metrics["sil/buffer_rows"] = float(len(self.buffer))
+            metrics["sil/qualifying_rows"] = float(self.buffer.num_qualifying())
+        timings["time/step"] = time.perf_counter() - started
+        metrics.update(timings)
+        return metrics
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, episodes: int) -> EvalResult:
+        return evaluate(self.eval_engine, self.env_name, episodes, batch_size=max(1, min(episodes, 64)))
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, step: int) -> Path:
+        state = {
+            "step": step,
+            "buffer": self.buffer.state_dict(),
+            "config": self.config,
+            "eval_before": self.eval_before.as_dict() if self.eval_before is not None else None,
+        }
+        return save_checkpoint(
+            self.run_dir,
+            step,
+            model=self._policy(),
+            tokenizer=self.tokenizer,
+            optimizer=self.optimizer,
+            state=state,
+            keep=self.config["checkpoint"]["keep"],
+        )
+
+    def resume(self) -> int:
+        """Restore optimizer, buffer and step from the newest complete checkpoint (the caller
+        loaded the model from that checkpoint's ``model`` folder)."""
+        checkpoint = latest_checkpoint(self.run_dir)
+        if checkpoint is None:
+            raise ValueError(f"no complete checkpoint in {self.run_dir / 'checkpoints'}")
+        state, optimizer_state = load_state(checkpoint)
+        self.optimizer.load_state_dict(optimizer_state)
+        self.buffer.load_state_dict(state["buffer"])
+        if state.get("eval_before") is not None:
+            before = state["eval_before"]
+            self.eval_before = EvalResult(
+                **{**before, "success_ci": tuple(before["success_ci"]), "score_ci": tuple(before["score_ci"])}
+            )
+        self.start_step = state["step"] + 1
+        return state["step"]
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, *, progress: bool = True, logger: RunLogger | None = None) -> dict[str, Any]:
+        """Train from ``start_step`` to ``steps``; returns a summary with eval before -> after."""
+        cfg = self.config
+        logger = logger or RunLogger(
+            self.run_dir,
+            tensorboard=cfg["logging"]["tensorboard"],
+            resume_step=self.start_step - 1 if self.start_step > 1 else None,
+        )
+        if self.eval_before is None and cfg["eval"]["final_episodes"] > 0:
+            self.eval_before = self.evaluate(cfg["eval"]["final_episodes"])
+            logger.log(
+                0, {"eval/success_rate": self.eval_before.success_rate, "eval/score": self.eval_before.score}
+            )
+        bar = _progress(self.start_step, self.total_steps, enabled=progress)
+        step = self.start_step - 1
+        try:
+            for step in range(self.start_step, self.total_steps + 1):
+                metrics = self.train_step(step)
+                every = cfg["eval"]["every"]
+                if every and step % every == 0 and step < self.total_steps and cfg["eval"]["episodes"]:
+                    result = self.evaluate(cfg["eval"]["episodes"])
+                    metrics["eval/success_rate"], metrics["eval/score"] = result.success_rate, result.score
+                logger.log(step, metrics)
+                if cfg["checkpoint"]["every"] and step % cfg["checkpoint"]["every"] == 0:
+                    self.save(step)
+                bar.update(1)
+                bar.set_postfix(
+                    success=f"{metrics.get('rollout/success_rate', 0.0):.2f}",
+                    entropy=f"{metrics.get('actor/entropy', float('nan')):.3f}",
+                    sil=f"{metrics.get('schedule/lambda_sil', 0.0):.2f}",
+                    refresh=False,
+                )
+        except KeyboardInterrupt:
+            bar.close()
+            if step >= self.start_step:
+                path = self.save(step)
+                print(
+                    f"\ninterrupted: checkpoint of step {step} written to {path}; "
+                    f"resume with: spear train --resume {self.run_dir}"
+                )
+            raise
+        bar.close()
+        after = None
+        if cfg["eval"]["final_episodes"] > 0:
+            after = self.evaluate(cfg["eval"]["final_episodes"])
+            logger.log(
+                self.total_steps,
+                {"eval/final_success_rate": after.success_rate, "eval/final_score": after.score},
+            )
+        self.save(self.total_steps)
+        final = self.run_dir / "final_model"
+        self._policy().save_pretrained(final, safe_serialization=True)
+        self.tokenizer.save_pretrained(final)
+        if cfg["logging"]["plots"]:
+            write_plots(logger.history(), self.run_dir / "plots")
+        logger.close()
+        return {"eval_before": self.eval_before, "eval_after": after, "run_dir": str(self.run_dir)}
+
+
+def _progress(start: int, total: int, *, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, initial=start - 1, desc="RL", unit="step", disable=not enabled, dynamic_ncols=True
+    )

@@ -1,0 +1,236 @@
+"""Recipes that wire the components: model setup, cold start, RL, evaluation.
+
+``train`` is what ``spear train`` runs: resolve the config, create the run
+directory, get a model (the embedded default, cold-started by SFT, or any HF model
+by path), train it with :class:`~spear.trainer.loop.Trainer`, and evaluate before
+and after.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from spear.models.embedded import count_parameters, load_model_and_tokenizer
+from spear.rollout.engine import RolloutConfig, RolloutEngine
+from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint
+from spear.trainer.config import ConfigError, dump, validate
+from spear.trainer.embedded import build_embedded
+from spear.trainer.evaluate import EvalResult, evaluate
+from spear.trainer.loop import Trainer
+from spear.trainer.sft import collect_demonstrations, demonstration_batch, supervised_finetune
+
+
+def default_run_dir(config: dict[str, Any]) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config['preset']}-{config['env']['name']}-{stamp}"
+
+
+def say(message: str, *, quiet: bool = False) -> None:
+    if not quiet:
+        print(message, flush=True)
+
+
+def _dtype(config: dict[str, Any]) -> torch.dtype | str:
+    dtype = config["model"]["dtype"]
+    if dtype == "auto":
+        return torch.float32  # fp32 master weights; autocast gives bf16 compute on GPU
+    return dtype
+
+
+def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -> tuple[Any, Any]:
+    """The policy before RL: a HF model by path, or the embedded default cold-started by SFT."""
+    model_cfg = config["model"]
+    if model_cfg["path"] is not None:
+        model, tokenizer = load_model_and_tokenizer(model_cfg["path"], dtype=_dtype(config))
+        say(f"loaded {model_cfg['path']} ({count_parameters(model) / 1e6:.1f}M parameters)", quiet=quiet)
+    else:
+        model, tokenizer = build_embedded(
+            run_dir / "initial_model",
+            config["env"]["name"],
+            config["env"]["options"],
+            model_cfg["embedded"],
+            seed=config["seed"],
+            history_length=config["rollout"]["history_length"],
+        )
+        say(
+            f"built the embedded Qwen2 model ({count_parameters(model) / 1e6:.2f}M parameters, "
+            f"vocabulary {len(tokenizer)}) in {run_dir / 'initial_model'}",
+            quiet=quiet,
+        )
+    if model_cfg["gradient_checkpointing"]:
+        model.gradient_checkpointing_enable()
+    sft_enabled = config["sft"]["enabled"]
+    if sft_enabled is True or (sft_enabled == "auto" and model_cfg["path"] is None):
+        cold_start(model, tokenizer, config, run_dir, quiet=quiet)
+    if model_cfg["lora"]["enabled"]:
+        model = apply_lora(model, model_cfg["lora"])
+    return model, tokenizer
+
+
+def apply_lora(model: Any, lora: dict[str, Any]) -> Any:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError as exc:
+        raise ConfigError("config key 'model.lora.enabled' needs peft: pip install 'spear-rl[lora]'") from exc
+    config = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=list(lora["target_modules"]),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def cold_start(
+    model: Any, tokenizer: Any, config: dict[str, Any], run_dir: Path, *, quiet: bool = False
+) -> dict:
+    """SFT on noisy expert demonstrations (spear sft); saves ``run_dir/sft_model``."""
+    sft = config["sft"]
+    r = config["rollout"]
+    engine = RolloutEngine(
+        model,
+        tokenizer,
+        RolloutConfig(
+            group_size=1,
+            max_turns=r["max_turns"],
+            max_new_tokens=r["max_new_tokens"],
+            history_length=r["history_length"],
+            layout=r["layout"],
+            show_admissible=r["show_admissible"],
+        ),
+        env_options={**config["env"]["options"], "split": "train"},
+    )
+    start = time.perf_counter()
+    demos = collect_demonstrations(
+        engine,
+        config["env"]["name"],
+        episodes=sft["episodes"],
+        noise=sft["noise"],
+        seed=config["seed"],
+        tasks_per_batch=64,
+    )
+    stats = demos.stats()
+    say(
+        f"cold start: {len(demos)} demonstration rows from {sft['episodes']} noisy-expert episodes "
+        f"(expert+noise success {100 * stats['success_rate']:.0f}%)",
+        quiet=quiet,
+    )
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc="SFT", unit="step", disable=quiet, dynamic_ncols=True)
+
+    def progress(done: int, total: int, loss: float) -> None:
+        bar.total = total
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+    losses = supervised_finetune(
+        model,
+        demonstration_batch(demos),
+        epochs=sft["epochs"],
+        lr=sft["lr"],
+        batch_size=sft["batch_size"],
+        seed=config["seed"],
+        progress=progress,
+    )
+    bar.close()
+    engine.close()
+    out = run_dir / "sft_model"
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    summary = {
+        "rows": len(demos),
+        "final_loss": losses[-1] if losses else None,
+        "seconds": time.perf_counter() - start,
+    }
+    say(
+        f"cold start done in {summary['seconds']:.0f} s, final loss {summary['final_loss']:.3f}; saved {out}",
+        quiet=quiet,
+    )
+    return summary
+
+
+def prepare_run_dir(config: dict[str, Any], run_dir: str | Path | None) -> Path:
+    path = Path(run_dir or config.get("run_dir") or default_run_dir(config))
+    if latest_checkpoint(path) is not None:
+        raise ConfigError(
+            f"run directory {path} already holds a run; use --resume {path} or another --run-dir"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    config["run_dir"] = str(path)
+    atomic_write_text(path / "config.yaml", dump(config))
+    return path
+
+
+def train(
+    config: dict[str, Any], *, run_dir: str | Path | None = None, quiet: bool = False
+) -> dict[str, Any]:
+    """Cold start (if any) + RL + final evaluation; returns the summary ``Trainer.fit`` gives."""
+    path = prepare_run_dir(config, run_dir)
+    torch.manual_seed(config["seed"])
+    say(f"run directory: {path}", quiet=quiet)
+    model, tokenizer = setup_model(config, path, quiet=quiet)
+    trainer = Trainer(config, model, tokenizer, path)
+    return trainer.fit(progress=not quiet)
+
+
+def resume(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
+    """Continue an interrupted run from its newest complete checkpoint."""
+    path = Path(run_dir)
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is None:
+        raise ConfigError(f"{path} has no complete checkpoint to resume from")
+    config = yaml.safe_load((path / "config.yaml").read_text())
+    validate(config)
+    if config["model"]["lora"]["enabled"]:
+        raise ConfigError("resuming LoRA runs is not supported yet; start a new run from the saved adapter")
+    model, tokenizer = load_model_and_tokenizer(checkpoint / "model", dtype=_dtype(config))
+    trainer = Trainer(config, model, tokenizer, path)
+    step = trainer.resume()
+    say(f"resuming {path} after step {step}", quiet=quiet)
+    return trainer.fit(progress=not quiet)
+
+
+def evaluate_model(
+    model_path: str,
+    env_name: str,
+    episodes: int,
+    *,
+    env_options: dict[str, Any] | None = None,
+    temperature: float = 0.4,
+    max_new_tokens: int = 32,
+    history_length: int = 2,
+    max_turns: int | None = None,
+    layout: str = "turn",
+    seed: int = 0,
+) -> EvalResult:
+    """``spear eval``: success rate and score of a saved model on the eval split."""
+    model, tokenizer = load_model_and_tokenizer(model_path, dtype=torch.float32)
+    engine = RolloutEngine(
+        model,
+        tokenizer,
+        RolloutConfig(
+            group_size=1,
+            max_turns=max_turns,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            history_length=history_length,
+            layout=layout,
+            seed=seed,
+        ),
+        env_options={**(env_options or {}), "split": "eval"},
+    )
+    try:
+        return evaluate(engine, env_name, episodes, batch_size=min(episodes, 64))
+    finally:
+        engine.close()
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
