@@ -1,0 +1,215 @@
+"""Batched sampling with a KV cache, written as a plain decode loop.
+
+The rollout engine needs three things ``model.generate`` does not hand back
+cheaply: the *exact* sampled token ids, the behaviour log-probability of every
+sampled token, and stop strings cut at a token boundary. The loop here is the
+textbook one: left-pad the prompts, prefill once into a ``DynamicCache``, then
+feed one token per active row per step, dropping finished rows from the cache.
+
+Log-probabilities (spec 2.2 step 7):
+
+* ``logprobs`` are ``log_softmax(logits)`` of the raw logits, i.e. the policy at
+  temperature 1.0. This is what verl recomputes as ``old_log_prob`` before the
+  update, so the RL ratio pi_theta / pi_old compares like with like whatever
+  temperature the rollout sampled at.
+* ``sampling_logprobs`` are the log-probabilities under the distribution the
+  token was actually drawn from (temperature and top-p applied; 0.0 for greedy).
+  They equal ``logprobs`` when temperature == 1 and top_p == 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from transformers import DynamicCache, PreTrainedTokenizerBase
+
+FinishReason = Literal["eos", "stop", "length"]
+
+
+@dataclass
+class Generation:
+    """One row's output: sampled ids, their log-probs, and why sampling ended."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    sampling_logprobs: list[float]
+    finish_reason: FinishReason
+
+
+class StopChecker:
+    """Detects stop strings by decoding only the tail of a row.
+
+    A token can complete a stop string only if its own text holds the string's
+    last character (or is a partial UTF-8 byte, which decodes to U+FFFD); only
+    then is the tail decoded. A stop string of L bytes spans at most L tokens,
+    because every token is at least one byte.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase | None, stop: Sequence[str]) -> None:
+        self.stop = tuple(s for s in stop if s)
+        if self.stop and tokenizer is None:
+            raise ValueError("stop strings need a tokenizer to decode the generated tail")
+        self.tokenizer = tokenizer
+        self.last_chars = {s[-1] for s in self.stop} | {"\ufffd"}
+        self.tail_tokens = max((len(s.encode("utf-8")) for s in self.stop), default=0)
+        self._pieces: dict[int, str] = {}
+
+    def _piece(self, token_id: int) -> str:
+        piece = self._pieces.get(token_id)
+        if piece is None:
+            piece = self.tokenizer.decode([token_id], skip_special_tokens=False)  # type: ignore[union-attr]
+            self._pieces[token_id] = piece
+        return piece
+
+    def completes(self, token_ids: list[int]) -> bool:
+        """True when the last token of ``token_ids`` completes a stop string."""
+        if not self.stop or not token_ids:
+            return False
+        piece = self._piece(token_ids[-1])
+        if not any(c in piece for c in self.last_chars):
+            return False
+        tail = self.tokenizer.decode(token_ids[-self.tail_tokens :], skip_special_tokens=False)  # type: ignore[union-attr]
+        return any(s in tail for s in self.stop)
+
+
+def left_pad(
+    prompts: Sequence[Sequence[int]], pad_token_id: int, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-pad ``prompts``; return (input_ids, attention_mask, position_ids).
+
+    Position ids count real tokens only, so a left-padded row sees the same
+    positions as it would unpadded (padding positions get 0; they are masked).
+    """
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        if len(prompt):
+            ids[row, width - len(prompt) :] = torch.as_tensor(list(prompt), dtype=torch.long)
+            mask[row, width - len(prompt) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)
+
+
+def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Set to -inf every logit outside the smallest set of mass >= ``top_p`` (nucleus)."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs
+    drop_sorted = mass_before >= top_p  # the most likely token always has mass_before == 0: kept
+    drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pick one token per row; return (tokens, log-prob at T=1, log-prob under the sampler)."""
+    logits = logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
+    if temperature == 0.0:
+        tokens = logits.argmax(dim=-1)
+        sampled_logp = torch.zeros(tokens.shape, dtype=logp.dtype, device=logp.device)
+    else:
+        sampler_logp = torch.log_softmax(top_p_filter(logits / temperature, top_p), dim=-1)
+        tokens = torch.multinomial(sampler_logp.exp(), 1, generator=generator).squeeze(-1)
+        sampled_logp = sampler_logp.gather(-1, tokens[:, None]).squeeze(-1)
+    return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1), sampled_logp
+
+
+def _check_args(n_rows: int, budgets: list[int], temperature: float, top_p: float) -> None:
+    if len(budgets) != n_rows:
+        raise ValueError(f"max_new_tokens has {len(budgets)} entries for {n_rows} prompts")
+    if any(b < 1 for b in budgets):
+        raise ValueError("max_new_tokens must be >= 1 for every row")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+@torch.inference_mode()
+def generate(
+    model: torch.nn.Module,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int | Sequence[int],
+    pad_token_id: int,
+    eos_token_ids: Sequence[int] = (),
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    stop: Sequence[str] = (),
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    generator: torch.Generator | None = None,
+) -> list[Generation]:
+    """Sample continuations of ``prompts`` (token id lists) in one batched decode loop.
+
+    A row ends at an EOS id (kept, reason ``eos``), when a token completes a stop
+    string (that token is kept, reason ``stop``), or after its ``max_new_tokens``
+    (an int, or one budget per row; reason ``length``). ``temperature == 0`` is
+    greedy decoding. ``generator`` makes sampling reproducible; it must live on
+    the model's device.
+    """
+    if not prompts:
+        return []
+    if any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
+    _check_args(len(prompts), budgets, temperature, top_p)
+    device = next(model.parameters()).device
+    checker = StopChecker(tokenizer, stop)
+    eos = set(int(t) for t in eos_token_ids)
+
+    input_ids, attention_mask, positions = left_pad(prompts, pad_token_id, device)
+    cache = DynamicCache()
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1, :]
+    next_positions = positions[:, -1] + 1
+    active = list(range(len(prompts)))  # original row of each batch position
+    outputs = [Generation([], [], [], "length") for _ in prompts]
+
+    while True:
+        tokens, logp, sampled_logp = sample_next(logits, temperature, top_p, generator)
+        still_active: list[int] = []
+        for pos, (row, token, lp, slp) in enumerate(
+            zip(active, tokens.tolist(), logp.tolist(), sampled_logp.tolist(), strict=True)
+        ):
+            out = outputs[row]
+            out.token_ids.append(token)
+            out.logprobs.append(lp)
+            out.sampling_logprobs.append(slp)
+            if token in eos:
+                out.finish_reason = "eos"
+            elif checker.completes(out.token_ids):
+                out.finish_reason = "stop"
+            elif len(out.token_ids) >= budgets[row]:
+                out.finish_reason = "length"
+            else:
+                still_active.append(pos)
+        if not still_active:
+            return outputs
+        if len(still_active) < len(active):
+            keep = torch.tensor(still_active, device=device)
+            cache.batch_select_indices(keep)
+            tokens, attention_mask, next_positions = tokens[keep], attention_mask[keep], next_positions[keep]
+            active = [active[p] for p in still_active]
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], dim=1)
+        logits = model(
+            input_ids=tokens[:, None],
+            attention_mask=attention_mask,
+            position_ids=next_positions[:, None],
+            past_key_values=cache,
+            use_cache=True,
+        ).logits[:, -1, :]
+        next_positions = next_positions + 1
