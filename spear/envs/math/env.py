@@ -1,0 +1,172 @@
+"""``MathEnv``: math problems with a sandboxed ``code_interpreter`` (spec 4.4, ReTool setting).
+
+Each turn the model either calls the tool (Hermes ``<tool_call>`` JSON; at most
+one call runs per turn) and sees its output in a ``tool`` message, or answers.
+A response without a tool call is the final answer: the last ``\\boxed{...}`` in
+its final 100 characters is scored by the generator's own checker, reward +1 if
+correct else -1 (spec 3.1 before the tool bonus, which ``spear.algo.rewards``
+adds from the ``tool_calls`` counts reported here).
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from typing import Any
+
+from spear.envs.actions import ToolCall, format_tool_call, parse_tool_calls
+from spear.envs.base import Env, StepResult, step_info
+from spear.envs.math.answers import ANSWER_WINDOW, last_boxed, strip_latex
+from spear.envs.math.tasks import DEFAULT_TASKS, TASKS, Problem, check_tasks, draw_problem, is_correct
+from spear.tools import CODE_INTERPRETER_SCHEMA, CodeInterpreter, SandboxLimits, observation_text
+from spear.tools.sandbox import BACKENDS
+
+ANSWER_FORMAT = "The answer format must be: \\boxed{...}, at the end of your final response."
+CALL_HELP = (
+    'Call the tool as <tool_call>{"name": "code_interpreter", "arguments": {"code": "..."}}</tool_call>, '
+    "or give the final answer as \\boxed{...}."
+)
+EPISODE_OVER = "The episode is over; call reset() to start a new one."
+TURN_LIMIT = "Turn limit reached without a final answer."
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class MathEnv(Env):
+    """Math with a code interpreter over reasoning-gym problems (tool-call actions).
+
+    Args:
+        split: ``"train"`` or ``"eval"``; problems are split by question text (``task_split``).
+        tasks: generator names (default :data:`DEFAULT_TASKS`; all: :data:`TASKS`).
+        max_turns: assistant turns before the episode ends unanswered (default 8, spec 4.4).
+        limits: sandbox limits per tool call (default :class:`SandboxLimits`: 5 s, 512 MB).
+        backend: sandbox backend, ``"auto"``, ``"bwrap"`` or ``"rlimit"`` (docs/SANDBOX.md).
+    """
+
+    name = "math"
+    action_format = "tool_call"
+    max_turns = 8
+    reward_on_success = 1.0
+
+    def __init__(
+        self,
+        split: str = "train",
+        *,
+        tasks: tuple[str, ...] | list[str] = DEFAULT_TASKS,
+        max_turns: int = 8,
+        limits: SandboxLimits | None = None,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(split)
+        self.tasks = check_tasks(tasks)
+        self.max_turns = _positive_int("max_turns", max_turns)
+        if limits is not None and not isinstance(limits, SandboxLimits):
+            raise ValueError(f"limits must be a SandboxLimits, got {type(limits).__name__}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.interpreter = CodeInterpreter(limits, backend)
+        self._tools = [copy.deepcopy(CODE_INTERPRETER_SCHEMA)]
+        self.problem: Problem | None = None
+        self.done = False
+        self.num_tool_calls = 0
+        self.last_tool_output: str | None = None
+        self.last_tool_ok = False
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return self._tools
+
+    def reset(self, seed: int) -> tuple[str, dict[str, Any]]:
+        """Start the problem of ``seed`` in this split; the observation is the question."""
+        try:
+            seed = operator.index(seed)
+        except TypeError:
+            raise ValueError(f"seed must be an integer, got {seed!r}") from None
+        self.problem = draw_problem(self.tasks, seed, self.split)
+        self.instruction = f"{self.problem.question}\n{ANSWER_FORMAT}"
+        self.turn, self.done, self.num_tool_calls = 0, False, 0
+        self.last_tool_output, self.last_tool_ok = None, False
+        info = {"instruction": self.instruction, "question": self.instruction, **self._info(self.instruction)}
+        return self.instruction, info
+
+    def step(self, action_text: str) -> StepResult:
+        """Apply one assistant response; never raises on model output."""
+        if self.problem is None:
+            raise RuntimeError("call reset(seed) before step()")
+        if self.done:
+            return StepResult(EPISODE_OVER, 0.0, True, self._info(EPISODE_OVER, invalid_action=True))
+        self.turn += 1
+        parsed = parse_tool_calls(action_text, self._tools)
+        if parsed.error is not None:
+            return self._continue(f"Error: {parsed.error}. {CALL_HELP}", invalid=True, called=False)
+        if parsed.calls:
+            self.num_tool_calls += 1
+            if self.turn >= self.max_turns:
+                # as in the official agent loop, a call in the last turn counts but never runs
+                return self._continue("", invalid=False, called=True)
+            return self._continue(self._run_tool(parsed.calls), invalid=False, called=True)
+        return self._answer(action_text)
+
+    def _run_tool(self, calls: list[ToolCall]) -> str:
+        """Run the first call only (spec 4.4: one call per turn); keep its output for the solver."""
+        try:
+            result = self.interpreter.run(calls[0].arguments["code"])
+        except OSError as exc:  # the host could not start a sandbox: report, do not crash the run
+            self.last_tool_output, self.last_tool_ok = None, False
+            return f"Error: the code interpreter could not start ({exc})."
+        text = observation_text(result, self.interpreter.limits.max_output_chars)
+        self.last_tool_output, self.last_tool_ok = text, result.ok
+        if len(calls) > 1:
+            text += f"\n(Only the first of {len(calls)} tool calls was run: one call per turn.)"
+        return text
+
+    def _continue(self, observation: str, *, invalid: bool, called: bool) -> StepResult:
+        """A turn without a final answer; at ``max_turns`` the episode ends with reward -1."""
+        if self.turn >= self.max_turns:
+            self.done = True
+            observation = f"{observation}\n{TURN_LIMIT}".strip()
+            info = self._info(observation, invalid_action=invalid, tool_calls=int(called))
+            return StepResult(observation, -1.0, True, {**info, "ground_truth": self._truth()})
+        info = self._info(observation, invalid_action=invalid, tool_calls=int(called))
+        return StepResult(observation, 0.0, False, info)
+
+    def _answer(self, text: str) -> StepResult:
+        """The final answer: strict last-box rule, the generator's scorer, reward +1 / -1."""
+        assert self.problem is not None
+        boxed = last_boxed(text)
+        answer = strip_latex(boxed) if boxed is not None else None
+        won = is_correct(self.problem, answer)
+        self.done = True
+        if answer is None:
+            observation = f"No \\boxed{{...}} answer in the last {ANSWER_WINDOW} characters."
+        else:
+            observation = "Correct." if won else "Incorrect."
+        info = self._info(observation, won=won, score=float(won), answer=answer, ground_truth=self._truth())
+        return StepResult(observation, 1.0 if won else -1.0, True, info)
+
+    def _truth(self) -> str:
+        assert self.problem is not None
+        return self.problem.ground_truth
+
+    def _info(self, anchor_obs: str, **flags: Any) -> dict[str, Any]:
+        task = self.problem.task if self.problem is not None else None
+        return step_info(**flags, num_tool_calls_total=self.num_tool_calls, anchor_obs=anchor_obs, task=task)
+
+    def solver(self) -> str:
+        """The scripted expert: first a program that computes the answer, then box what it printed.
+
+        It reads the tool output the environment returned (``last_tool_output``),
+        never the ground truth; after a failed run it calls the tool again.
+        """
+        if self.done or self.problem is None:
+            raise RuntimeError("the solver needs a running episode: call reset(seed)")
+        if not self.last_tool_ok or not self.last_tool_output:
+            code = TASKS[self.problem.task].program(self.problem.entry)
+            return "Let me compute this with Python.\n" + format_tool_call("code_interpreter", {"code": code})
+        printed = [line.strip() for line in self.last_tool_output.splitlines() if line.strip()]
+        answer = printed[-1] if printed else ""
+        return f"The program printed the result.\nThe answer is \\boxed{{{answer}}}"
