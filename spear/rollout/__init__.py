@@ -5,7 +5,8 @@ See docs/ROLLOUT.md. Entry points: :class:`RolloutEngine`, :class:`RolloutConfig
 """
 
 from spear.rollout.batch import RolloutBatch, TrajectoryRecord
-from spear.rollout.engine import RolloutConfig, RolloutEngine
+from spear.rollout.config import RolloutConfig
+from spear.rollout.engine import RolloutEngine
 from spear.rollout.generation import Generation, generate
 
 __all__ = ["Generation", "RolloutBatch", "RolloutConfig", "RolloutEngine", "TrajectoryRecord", "generate"]

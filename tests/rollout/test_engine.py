@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from toyenvs import FAIL_SEED, CalcEnv, CountEnv, Recorder
+from toyenvs import FAIL_SEED, CalcEnv, CountEnv, ParityEnv, Recorder
 
 from spear.envs.pool import EnvPool
 from spear.rollout import RolloutBatch, RolloutConfig, RolloutEngine
@@ -246,17 +246,26 @@ def test_an_overlong_prompt_ends_the_episode_truncated(model, tokenizer) -> None
     assert batch.input_ids.shape == (0, 0) and all(not e.received for e in envs)
 
 
-def test_records_match_a_replay_of_the_received_texts(model, tokenizer) -> None:
-    batch, envs = run(model, tokenizer, CalcEnv, [3, 4], group_size=2, max_turns=3)
+@pytest.mark.parametrize("layout", ["turn", "trajectory"])
+@pytest.mark.parametrize("env_class", [CalcEnv, ParityEnv])
+def test_records_match_a_replay_of_the_received_texts(model, tokenizer, env_class, layout: str) -> None:
+    batch, envs = run(model, tokenizer, env_class, [3, 4, 5], group_size=3, max_turns=3, layout=layout)
     for record, env in zip(batch.trajectories, envs, strict=True):
-        replay = CalcEnv()
+        replay = env_class()
         replay.reset(record.seed)
         results = [replay.step(text) for text in env.received]
         assert record.env_reward == sum(r.reward for r in results)
         assert record.done == results[-1].done and record.won == results[-1].info["won"]
+        assert record.score == results[-1].info["score"]
         assert record.tool_calls == sum(r.info["tool_calls"] for r in results)
         assert record.invalid_actions == sum(r.info["invalid_action"] for r in results)
-        assert [batch.step_reward[r] for r in record.rows] == [r.reward for r in results]
+        if layout == "turn":
+            assert [batch.step_reward[r] for r in record.rows] == [r.reward for r in results]
+            assert [batch.env_done[r] for r in record.rows] == [r.done for r in results]
+        else:
+            assert batch.step_reward[record.rows[0]] == record.env_reward
+    if env_class is ParityEnv:
+        assert 0 < sum(t.won for t in batch.trajectories) < len(batch.trajectories)
 
 
 def test_same_step_reproduces_and_another_step_differs(model, tokenizer) -> None:

@@ -152,3 +152,36 @@ class Recorder:
         env = self.env_class(**options)
         self.envs.append(env)
         return env
+
+
+class ParityEnv(Env):
+    """Won as soon as a response has an even number of characters (so a random
+    model wins about half of its turns): exercises the success path."""
+
+    name = "parity"
+    action_format = "react"
+    max_turns = 3
+
+    def __init__(self, split: str = "train") -> None:
+        super().__init__(split)
+        self.received: list[str] = []
+
+    def reset(self, seed: int) -> tuple[str, dict[str, Any]]:
+        self.turn, self.received = 0, []
+        self.instruction = "answer with an even number of characters"
+        return f"Round {seed}.", {"instruction": self.instruction}
+
+    def step(self, action_text: str) -> StepResult:
+        self.received.append(action_text)
+        self.turn += 1
+        won = len(action_text) % 2 == 0
+        observation = "Even: you win." if won else "Odd: try again."
+        return StepResult(
+            observation,
+            10.0 if won else 0.0,
+            won or self.turn >= self.max_turns,
+            step_info(won=won, score=float(won)),
+        )
+
+    def solver(self) -> str:
+        return "ok"
