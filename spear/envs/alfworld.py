@@ -264,7 +264,8 @@ class ALFWorldEnv(Env):
         plan = list(self._state.get("policy_commands") or [])
         if not plan:
             return format_react("look", "No plan is known from here; I look around.")
-        return format_react(plan[0], f"{len(plan)} steps left by the plan; next: {plan[0]}.")
+        steps = "step" if len(plan) == 1 else "steps"
+        return format_react(plan[0], f"{len(plan)} {steps} left by the plan; next: {plan[0]}.")
 
     def close(self) -> None:
         if self._env is not None:
