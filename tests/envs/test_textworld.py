@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("textworld")
@@ -101,6 +102,16 @@ def test_make_games_is_idempotent(games_dir: Path):
     files = make_games(games_dir, n_train=2, n_eval=1, difficulty="easy", seed=0)
     assert [p.name for p in files["train"]] == ["game_000000.z8", "game_000002.z8"]
     assert {p: p.stat().st_mtime_ns for p in games_dir.rglob("*.z8")} == before
+
+
+def test_make_games_regenerates_a_deleted_game(games_dir: Path, tmp_path: Path):
+    copy = tmp_path / "set"
+    shutil.copytree(games_dir, copy)
+    for path in (copy / "train").glob("game_000002.*"):
+        path.unlink()
+    make_games(copy, n_train=2, n_eval=1, difficulty="easy", seed=0)
+    restored = copy / "train" / "game_000002.z8"
+    assert game_file_signature(restored) == game_file_signature(games_dir / "train" / "game_000002.z8")
 
 
 def test_make_games_refuses_other_settings_in_the_same_dir(games_dir: Path):
@@ -302,7 +313,7 @@ def test_files_are_not_written_by_model_commands(env: TextWorldEnv, tmp_path: Pa
     assert list(tmp_path.iterdir()) == []
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None)
 @given(
     st.one_of(
         st.text(max_size=300),
