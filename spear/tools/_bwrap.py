@@ -71,7 +71,19 @@ def _ancestors(path: str) -> list[str]:
 
 def mount_args(layout: PythonLayout, workdir: str) -> list[str]:
     """``--symlink`` / ``--dir`` / ``--ro-bind`` arguments building the sandbox's filesystem."""
-    args: list[str] = []
+    # the fresh /proc, /dev and /tmp first: a later bind (e.g. a venv under /tmp) must land on top
+    args = [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        str(TMP_SIZE_BYTES),
+        "--tmpfs",
+        "/tmp",
+    ]
     for entry in _TOP_LEVEL:
         if os.path.islink(entry):
             args += ["--symlink", os.readlink(entry), entry]
@@ -87,7 +99,6 @@ def mount_args(layout: PythonLayout, workdir: str) -> list[str]:
         args += ["--ro-bind", path, path]
     for path in etc:
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_SIZE_BYTES), "--tmpfs", "/tmp"]
     args += ["--bind", workdir, SANDBOX_DIR, "--chdir", SANDBOX_DIR]
     return args
 

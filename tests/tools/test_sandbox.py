@@ -159,6 +159,15 @@ def test_writes_outside_the_sandbox_do_not_reach_the_host(tmp_path: Path) -> Non
 
 
 @needs_bwrap
+def test_tmp_is_private_and_writable() -> None:
+    name = f"scratch-{uuid.uuid4().hex[:8]}"
+    code = f"import tempfile\nopen('/tmp/{name}', 'w').write('x')\nprint(tempfile.gettempdir())\n"
+    result = run_python(code, limits=FAST, backend="bwrap")
+    assert result.stdout == "/tmp\n", observation_text(result)
+    assert not (Path("/tmp") / name).exists()
+
+
+@needs_bwrap
 def test_system_directories_are_read_only() -> None:
     code = "try:\n    open('/usr/pwned', 'w')\nexcept OSError as exc:\n    print(type(exc).__name__)\n"
     result = run_python(code, limits=FAST, backend="bwrap")

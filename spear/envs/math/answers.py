@@ -40,9 +40,9 @@ def strip_latex(answer: str) -> str:
     ``$...$``, ``\\text{...}``, thin spaces and a trailing full stop go; the
     answer itself is not rewritten.
     """
-    out = answer.strip()
+    out = answer.strip().rstrip(".").strip().strip("$").strip()
     if out.startswith("\\text{") and out.endswith("}"):
         out = out[len("\\text{") : -1]
     for thin in ("\\,", "\\!", "\\;", "\\ "):
         out = out.replace(thin, " ")
-    return out.strip().strip("$").strip().rstrip(".").strip()
+    return out.strip().rstrip(".").strip()

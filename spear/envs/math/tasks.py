@@ -24,9 +24,9 @@ from spear.envs.math import programs
 DATASET_SEED = 20250926
 DATASET_SIZE = 10**9
 MAX_ATTEMPTS = 10_000
-_INTEGER = re.compile(r"[+-]?\d+")
-_COUNTDOWN = re.compile(r"[\d\s+\-*/()]+")
-_FACTORS = re.compile(r"\d+(×\d+)*")
+_INTEGER = re.compile(r"[+-]?\d+", re.ASCII)
+_COUNTDOWN = re.compile(r"[\d\s+\-*/()]+", re.ASCII)
+_FACTORS = re.compile(r"\d+(×\d+)*", re.ASCII)
 _MULTIPLY = re.compile(r"\\times|\\cdot|[*x·]")
 
 
