@@ -81,10 +81,15 @@ def _eos_ids(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> tupl
 
 
 def _check_prefix_preserving(tokenizer: PreTrainedTokenizerBase) -> None:
-    """Fail early (ValueError) if the chat template cannot be extended turn by turn."""
+    """Fail early (ValueError) if the chat template cannot be extended turn by turn.
+
+    The probe reply has surrounding whitespace and a reasoning block, because
+    templates that trim content or drop earlier ``<think>`` blocks rewrite history.
+    """
     probe = [{"role": "user", "content": "question"}]
-    template_delta(tokenizer, probe, "reply", [{"role": "user", "content": "observation"}])
-    template_delta(tokenizer, probe, "reply", [{"role": "tool", "content": "result"}])
+    reply = " <think>probe</think>reply \n"
+    template_delta(tokenizer, probe, reply, [{"role": "user", "content": "observation"}])
+    template_delta(tokenizer, probe, reply, [{"role": "tool", "content": "result"}])
 
 
 class RolloutEngine:

@@ -106,6 +106,34 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def prefill(
+    model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_token_id: int, cache: DynamicCache
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the prompts through the model once; return (last logits, attention mask, next positions).
+
+    Identical prompts (the G copies of a task on their first turn) are computed
+    once and their cache rows repeated, which divides the prefill cost by G.
+    """
+    device = next(model.parameters()).device
+    first_index: dict[tuple[int, ...], int] = {}
+    inverse = [first_index.setdefault(tuple(p), len(first_index)) for p in prompts]
+    unique = [list(p) for p in first_index]
+    input_ids, attention_mask, positions = left_pad(unique, pad_token_id, device)
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1, :]
+    if len(unique) < len(prompts):
+        expand = torch.tensor(inverse, device=device)
+        cache.batch_select_indices(expand)
+        logits, attention_mask, positions = logits[expand], attention_mask[expand], positions[expand]
+    return logits, attention_mask, positions[:, -1] + 1
+
+
 def sample_next(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -116,7 +144,8 @@ def sample_next(
         tokens = logits.argmax(dim=-1)
         sampled_logp = torch.zeros(tokens.shape, dtype=logp.dtype, device=logp.device)
     else:
-        sampler_logp = torch.log_softmax(top_p_filter(logits / temperature, top_p), dim=-1)
+        plain = temperature == 1.0 and top_p >= 1.0
+        sampler_logp = logp if plain else torch.log_softmax(top_p_filter(logits / temperature, top_p), dim=-1)
         tokens = torch.multinomial(sampler_logp.exp(), 1, generator=generator).squeeze(-1)
         sampled_logp = sampler_logp.gather(-1, tokens[:, None]).squeeze(-1)
     return tokens, logp.gather(-1, tokens[:, None]).squeeze(-1), sampled_logp
@@ -165,17 +194,8 @@ def generate(
     checker = StopChecker(tokenizer, stop)
     eos = set(int(t) for t in eos_token_ids)
 
-    input_ids, attention_mask, positions = left_pad(prompts, pad_token_id, device)
     cache = DynamicCache()
-    logits = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=positions,
-        past_key_values=cache,
-        use_cache=True,
-        logits_to_keep=1,
-    ).logits[:, -1, :]
-    next_positions = positions[:, -1] + 1
+    logits, attention_mask, next_positions = prefill(model, prompts, pad_token_id, cache)
     active = list(range(len(prompts)))  # original row of each batch position
     outputs = [Generation([], [], [], "length") for _ in prompts]
 

@@ -6,6 +6,8 @@ the rows the engine built with what the model really said to the environment.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -310,6 +312,21 @@ def test_bad_collect_arguments(model, tokenizer) -> None:
     with pytest.raises(ValueError, match="pool_or_env_name"):
         engine.collect(42, [1])  # type: ignore[arg-type]
     assert RolloutConfig(stop="</action>").stop == ("</action>",)
+
+
+TRIMMING_TEMPLATE = (
+    "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content | trim + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def test_trajectory_layout_rejects_a_template_that_rewrites_replies(model, tokenizer) -> None:
+    trimming = copy.deepcopy(tokenizer)
+    trimming.chat_template = TRIMMING_TEMPLATE
+    with pytest.raises(ValueError, match="prefix-preserving"):
+        RolloutEngine(model, trimming, RolloutConfig(layout="trajectory"))
+    RolloutEngine(model, trimming, RolloutConfig(layout="turn"))  # turn prompts are rebuilt: fine
 
 
 def test_row_metadata_arrays_have_one_entry_per_row(model, tokenizer) -> None:

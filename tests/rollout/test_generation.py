@@ -55,7 +55,7 @@ def test_eos_is_kept_and_ends_the_row(model, tokenizer) -> None:
 
 @pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
 def test_logprobs_equal_a_fresh_forward_pass(model, tokenizer, temperature: float, top_p: float) -> None:
-    prompts = encode_all(tokenizer)
+    prompts = encode_all(tokenizer) * 2  # repeated prompts share one prefill
     gen = torch.Generator().manual_seed(3)
     outs = generate(
         model, prompts, max_new_tokens=20, pad_token_id=0, temperature=temperature, top_p=top_p, generator=gen
