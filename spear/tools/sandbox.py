@@ -129,15 +129,13 @@ def _launcher_config(limits: SandboxLimits, site_dirs: tuple[str, ...], unshare_
     )
 
 
-def _prepare_workdir(code: str) -> str:
-    workdir = tempfile.mkdtemp(prefix="spear-sandbox-")
+def _fill_workdir(workdir: str, code: str) -> None:
     (Path(workdir) / _CODE_NAME).write_text(code, encoding="utf-8", errors="surrogatepass")
     shutil.copyfile(_LAUNCHER, Path(workdir) / _LAUNCHER_NAME)
     if os.geteuid() == 0:
         # the code runs as SANDBOX_UID and must be able to write its working directory
         for name in (".", _CODE_NAME, _LAUNCHER_NAME):
             os.chown(Path(workdir) / name, SANDBOX_UID, SANDBOX_GID)
-    return workdir
 
 
 def _remove_workdir(workdir: str) -> None:
@@ -198,8 +196,9 @@ def _decode(data: bytes, limit: int) -> tuple[str, bool]:
 
 
 def _execute(code: str, limits: SandboxLimits, backend: str) -> SandboxResult:
-    workdir = _prepare_workdir(code)
+    workdir = tempfile.mkdtemp(prefix="spear-sandbox-")
     try:
+        _fill_workdir(workdir, code)
         argv, env = _command(backend, workdir, limits)
         captured = run_captured(
             argv,
