@@ -30,6 +30,7 @@ import resource
 import signal
 import sys
 import traceback
+from typing import Any, NoReturn
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -60,11 +61,11 @@ _NAMES_NUMPY = re.compile(rb"\b(np|numpy)\b")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _unshare(flags):
+def _unshare(flags: int) -> bool:
     return _libc.unshare(flags) == 0
 
 
-def _drop_capabilities():
+def _drop_capabilities() -> None:
     header = (ctypes.c_uint32 * 2)(LINUX_CAPABILITY_VERSION_3, 0)
     data = (ctypes.c_uint32 * 6)()  # effective, permitted, inheritable x 2 words: all zero
     if _libc.capset(header, data) != 0:
@@ -73,7 +74,7 @@ def _drop_capabilities():
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS failed")
 
 
-def _isolate(config):
+def _isolate(config: dict[str, Any]) -> None:
     want_net = bool(config["unshare_net"])
     if os.geteuid() == 0:
         if want_net and _unshare(CLONE_NEWNET):
@@ -88,14 +89,14 @@ def _isolate(config):
     _drop_capabilities()
 
 
-def _limit(kind, value):
+def _limit(kind: int, value: int) -> None:
     _, hard = resource.getrlimit(kind)
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
     resource.setrlimit(kind, (value, value))
 
 
-def _set_limits(config):
+def _set_limits(config: dict[str, Any]) -> None:
     _, cpu_hard = resource.getrlimit(resource.RLIMIT_CPU)
     cpu = config["cpu_s"]
     # soft limit -> SIGXCPU (reported as "CPU time limit"); the hard limit one second
@@ -111,7 +112,7 @@ def _set_limits(config):
     _limit(resource.RLIMIT_CORE, 0)
 
 
-def _prelude(config, source):
+def _prelude(config: dict[str, Any], source: bytes) -> dict[str, Any]:
     """The namespace the code starts in: common math modules, and numpy if the code uses it.
 
     Imported before privileges are dropped, so that the prelude works even when
@@ -126,7 +127,7 @@ def _prelude(config, source):
     return namespace
 
 
-def _run_code(config, source, namespace):
+def _run_code(config: dict[str, Any], source: bytes, namespace: dict[str, Any]) -> NoReturn:
     """Child: run the user's code as ``__main__``; never returns."""
     try:
         code = compile(source, config["code_file"], "exec")
@@ -144,7 +145,7 @@ def _run_code(config, source, namespace):
     sys.exit(0)
 
 
-def _supervise(child):
+def _supervise(child: int) -> int:
     _, status = os.waitpid(child, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -155,7 +156,7 @@ def _supervise(child):
     return os.WEXITSTATUS(status)
 
 
-def main():
+def main() -> int:
     config = json.loads(sys.argv[1])
     with open(config["code_file"], "rb") as handle:
         source = handle.read()
