@@ -19,6 +19,7 @@ Two layouts of the resulting rows:
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,9 +172,9 @@ class RolloutEngine:
     @staticmethod
     def _check_seeds(task_seeds: Sequence[int]) -> list[int]:
         seeds = list(task_seeds)
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        if not seeds or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in seeds):
             raise ValueError(f"task_seeds must be a non-empty list of integers, got {task_seeds!r}")
-        return seeds
+        return [int(s) for s in seeds]
 
     def _pool(self, pool_or_env_name: EnvPool | str, size: int) -> EnvPool:
         if isinstance(pool_or_env_name, EnvPool):
