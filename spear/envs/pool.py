@@ -9,7 +9,8 @@ The rollout engine plays B task seeds x G copies at once (spec 2.2 step 1). An
 
 ``workers=0`` keeps the environments in this process (cheap environments).
 ``workers>0`` shards them over worker processes (``forkserver``/``spawn``,
-talking through pipes), for costly or fragile environments (TextWorld).
+talking through pipes), for costly or fragile environments (TextWorld); a
+script doing so needs the usual ``if __name__ == "__main__":`` guard.
 
 An environment that raises, or (with workers) takes longer than
 ``step_timeout_s`` or kills its process, fails *its slot only*: the slot's
