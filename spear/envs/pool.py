@@ -495,7 +495,9 @@ class EnvPool:
         if queues[w]:
             deadlines[w] = time.monotonic() + queues[w][0].budget_s
 
-    def _dispatch(self, w: int, queue: list[_Job], results: dict[int, Any]) -> list[_Job]:
+    def _dispatch(
+        self, w: int, queue: list[_Job], results: dict[int, Any], *, retry: bool = True
+    ) -> list[_Job]:
         """(Re)start worker ``w`` if needed and send it ``queue``; return the jobs now in flight."""
         worker = self._workers[w]
         if not worker.alive:
@@ -512,7 +514,19 @@ class EnvPool:
                 return []
             queue = self._replay_jobs(worker, queue) + queue
         if queue:
-            worker.conn.send(queue)  # type: ignore[union-attr]
+            try:
+                worker.conn.send(queue)  # type: ignore[union-attr]
+            except OSError:  # it died after the liveness check: restart it once
+                worker.kill()
+                pending = [job for job in queue if job.kind != "replay"]
+                if retry:
+                    return self._dispatch(w, pending, results, retry=False)
+                for job in pending:
+                    self._fail_slot(job.slot, "the environment process could not be reached")
+                    self._complete(
+                        job, _job_failure(job, "the environment process could not be reached"), results
+                    )
+                return []
         return queue
 
     def _replay_jobs(self, worker: _Worker, queue: list[_Job]) -> list[_Job]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
@@ -168,6 +169,20 @@ def test_a_replay_that_reaches_another_state_fails_the_slot() -> None:
         second = pool.step([INCREMENT, None, INCREMENT])
         assert second[0].info["failed"] and "different state" in second[0].info["env_error"]
         assert second[2].observation == "the counter shows 6" and not second[2].info.get("failed")
+
+
+def test_a_worker_killed_while_idle_is_restarted_and_its_episodes_replayed() -> None:
+    seeds = [2, 7]
+    with EnvPool(CountingEnv, 2) as local:
+        expected = as_tuples(play(local, seeds, [INCREMENT] * 3), [0, 1])
+    with EnvPool(CountingEnv, 2, workers=1) as pool:
+        pool.reset(seeds)
+        history = [pool.step([INCREMENT, INCREMENT])]
+        process = pool._workers[0].process  # as if the OS killed it between two turns
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
+        history += [pool.step([INCREMENT, INCREMENT]) for _ in range(2)]
+        assert as_tuples(history, [0, 1]) == expected
 
 
 def test_bad_arguments_raise_clear_errors() -> None:
