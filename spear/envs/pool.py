@@ -349,6 +349,16 @@ class EnvPool:
     def __len__(self) -> int:
         return self.num_envs
 
+    def env(self, slot: int) -> Env:
+        """The environment object of ``slot`` (in-process pools only), e.g. to ask its ``solver()``."""
+        if not self._envs:
+            raise ValueError(
+                "env(slot) needs an in-process pool (workers=0): the envs live in worker processes"
+            )
+        if not 0 <= slot < self.num_envs:
+            raise ValueError(f"slot must be in [0, {self.num_envs}), got {slot}")
+        return self._envs[slot]
+
     def reset(self, seeds: list[int]) -> list[EnvReset]:
         """Reset every slot: slot i starts the task of ``seeds[i]``."""
         if len(seeds) != self.num_envs:

@@ -20,7 +20,7 @@ Two layouts of the resulting rows:
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,10 @@ def _check_prefix_preserving(tokenizer: PreTrainedTokenizerBase) -> None:
     template_delta(tokenizer, probe, reply, [{"role": "tool", "content": "result"}])
 
 
+ScriptedPolicy = Callable[[EnvPool, list[int]], list[str]]
+"""``policy(pool, slots) -> responses``: one response text per playing slot."""
+
+
 class RolloutEngine:
     """Collects multi-turn episodes with a causal LM and turns them into a :class:`RolloutBatch`.
 
@@ -131,12 +135,19 @@ class RolloutEngine:
 
     # -- public API ---------------------------------------------------------
     def collect(
-        self, pool_or_env_name: EnvPool | str, task_seeds: Sequence[int], step: int = 0
+        self,
+        pool_or_env_name: EnvPool | str,
+        task_seeds: Sequence[int],
+        step: int = 0,
+        *,
+        policy: ScriptedPolicy | None = None,
     ) -> RolloutBatch:
         """Play every task seed ``group_size`` times and return the rows (docs/ROLLOUT.md).
 
         ``step`` (the training step) names the groups (``group_id = f"{step}-{b}"``)
-        and seeds the sampler together with ``config.seed``.
+        and seeds the sampler together with ``config.seed``. With ``policy``, a scripted
+        policy writes the responses instead of the model (demonstrations for SFT): the
+        rows then hold its tokenised text, with log-probs 0.
         """
         seeds = self._check_seeds(task_seeds)
         cfg = self.config
@@ -157,7 +168,7 @@ class RolloutEngine:
                 live = [e for e in episodes if e.active]
                 if not live:
                     break
-                self._play_turn(pool, live, rows, generator, last_turn=turn == max_turns - 1)
+                self._play_turn(pool, live, rows, generator, last_turn=turn == max_turns - 1, policy=policy)
         finally:
             self.model.train(was_training)
         return self._build_batch(episodes, rows)
@@ -267,6 +278,7 @@ class RolloutEngine:
         generator: torch.Generator,
         *,
         last_turn: bool,
+        policy: ScriptedPolicy | None = None,
     ) -> None:
         """One batched generation for every live episode, then one batched env step."""
         playing, prompts, budgets = [], [], []
@@ -280,8 +292,23 @@ class RolloutEngine:
             budgets.append(budget)
         if not playing:
             return
+        if policy is not None:
+            generations = [self._scripted(text) for text in policy(pool, [e.slot for e in playing])]
+        else:
+            generations = self._generate(prompts, budgets, generator)
+        texts = [self._response_text(g) for g in generations]
+        actions: list[str | None] = [None] * len(pool)
+        for episode, text in zip(playing, texts, strict=True):
+            actions[episode.slot] = text
+        results = pool.step(actions)
+        for episode, prompt, generation, text in zip(playing, prompts, generations, texts, strict=True):
+            self._apply(episode, prompt, generation, text, results[episode.slot], rows, last_turn=last_turn)
+
+    def _generate(
+        self, prompts: list[list[int]], budgets: list[int], generator: torch.Generator
+    ) -> list[Generation]:
         cfg = self.config
-        generations = generate(
+        return generate(
             self.model,
             prompts,
             max_new_tokens=budgets,
@@ -293,13 +320,18 @@ class RolloutEngine:
             tokenizer=self.tokenizer,
             generator=generator,
         )
-        texts = [self._response_text(g) for g in generations]
-        actions: list[str | None] = [None] * len(pool)
-        for episode, text in zip(playing, texts, strict=True):
-            actions[episode.slot] = text
-        results = pool.step(actions)
-        for episode, prompt, generation, text in zip(playing, prompts, generations, texts, strict=True):
-            self._apply(episode, prompt, generation, text, results[episode.slot], rows, last_turn=last_turn)
+
+    def _scripted(self, text: str) -> Generation:
+        """A scripted response as if sampled: its tokens, ending like the model would end it
+        (at a stop string, else with EOS), and zero log-probs."""
+        ids = encode(self.tokenizer, text)
+        if any(text.endswith(s) for s in self.config.stop):
+            reason = "stop"
+        else:
+            eos = self.tokenizer.eos_token_id
+            ids, reason = [*ids, eos if eos is not None else self.eos_token_ids[0]], "eos"
+        zeros = [0.0] * len(ids)
+        return Generation(token_ids=ids, logprobs=zeros, sampling_logprobs=list(zeros), finish_reason=reason)
 
     def _response_text(self, generation: Generation) -> str:
         """What the environment receives: the generated text without a final EOS token."""

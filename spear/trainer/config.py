@@ -253,6 +253,8 @@ def validate(config: dict[str, Any]) -> None:
         )
     _require(config, "sft.episodes", int, minimum=0)
     _require(config, "sft.noise", float, minimum=0.0, maximum=1.0)
+    _require(config, "sft.keep_think", bool)
+    _require(config, "sft.prompt_weight", float, minimum=0.0)
     if group < 2 and config["algorithm"]["estimator"] in ("grpo", "gigpo"):
         raise ConfigError("config key 'rollout.group_size' must be >= 2 for group-relative advantages")
 

@@ -44,7 +44,8 @@ from spear.algo.rewards import invalid_action_penalty, tool_call_bonus
 from spear.algo.schedules import schedule
 from spear.envs import make
 from spear.rollout.batch import RolloutBatch
-from spear.rollout.engine import RolloutConfig, RolloutEngine
+from spear.rollout.config import RolloutConfig
+from spear.rollout.engine import RolloutEngine
 from spear.trainer.actor import LossSettings, UpdateBatch, collate, compute_log_probs, policy_update
 from spear.trainer.checkpoint import latest_checkpoint, load_state, save_checkpoint
 from spear.trainer.evaluate import EvalResult, evaluate

@@ -17,7 +17,8 @@ import torch
 import yaml
 
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
-from spear.rollout.engine import RolloutConfig, RolloutEngine
+from spear.rollout.config import RolloutConfig
+from spear.rollout.engine import RolloutEngine
 from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint
 from spear.trainer.config import ConfigError, dump, validate
 from spear.trainer.embedded import build_embedded
@@ -115,6 +116,7 @@ def cold_start(
         noise=sft["noise"],
         seed=config["seed"],
         tasks_per_batch=64,
+        keep_think=sft["keep_think"],
     )
     stats = demos.stats()
     say(

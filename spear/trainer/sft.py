@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from spear.envs.actions import format_react
+from spear.envs.actions import format_react, parse_react
 from spear.envs.pool import EnvPool
 from spear.rollout.batch import RolloutBatch
 from spear.rollout.engine import RolloutEngine
@@ -31,6 +31,7 @@ class NoisyExpert:
 
     noise: float
     seed: int = 0
+    keep_think: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.noise <= 1.0:
@@ -44,17 +45,35 @@ class NoisyExpert:
             admissible = env.admissible_actions
             if admissible and self.rng.random() < self.noise:
                 action = self.rng.choice(admissible)
-                texts.append(format_react(action, f"I will try {action}."))
+                texts.append(format_react(action, f"I will try {action}." if self.keep_think else ""))
             else:
-                texts.append(env.solver())
+                texts.append(self._expert(env))
         return texts
+
+    def _expert(self, env) -> str:
+        response = env.solver()
+        if self.keep_think or env.action_format != "react":
+            return response
+        action = parse_react(response, None, require_think=False).action
+        return format_react(action or "", "")
 
 
 def collect_demonstrations(
-    engine: RolloutEngine, pool: EnvPool, *, episodes: int, noise: float, seed: int, tasks_per_batch: int
+    engine: RolloutEngine,
+    pool: EnvPool | str,
+    *,
+    episodes: int,
+    noise: float,
+    seed: int,
+    tasks_per_batch: int,
+    keep_think: bool = True,
 ) -> RolloutBatch:
-    """Play ``episodes`` noisy-expert episodes on training tasks (one copy per task)."""
-    policy = NoisyExpert(noise, seed)
+    """Play ``episodes`` noisy-expert episodes on training tasks (one copy per task).
+
+    ``keep_think=False`` keeps the expert's action but leaves the ``<think>`` block empty:
+    a small model then learns to act without having to imitate reasoning text.
+    """
+    policy = NoisyExpert(noise, seed, keep_think)
     rng = random.Random(seed)
     batches = []
     for start in range(0, episodes, tasks_per_batch):
@@ -86,10 +105,14 @@ def supervised_finetune(
     lr: float,
     batch_size: int,
     seed: int = 0,
+    prompt_weight: float = 0.0,
     progress=None,
 ) -> list[float]:
     """Token-mean cross-entropy on the response tokens; returns the loss per optimizer step.
 
+    ``prompt_weight > 0`` adds that weight times the language-modelling loss on the
+    prompt tokens: a model trained from scratch (the embedded default) then also learns
+    the environment's language and to copy from its prompt, at no extra forward cost.
     AdamW with a cosine learning-rate decay and 5% warm-up (a common SFT recipe).
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
@@ -116,8 +139,11 @@ def supervised_finetune(
             part = shuffled.slice(start, start + batch_size)
             if not bool(part.response_mask.any()):
                 continue
-            log_prob, _ = response_log_probs(model, part)
-            loss = -(log_prob * part.response_mask).sum() / part.response_mask.sum()
+            if prompt_weight > 0:
+                loss = _sequence_loss(model, part, prompt_weight)
+            else:
+                log_prob, _ = response_log_probs(model, part)
+                loss = -(log_prob * part.response_mask).sum() / part.response_mask.sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -128,6 +154,26 @@ def supervised_finetune(
                 progress(len(losses), total, losses[-1])
     model.eval()
     return losses
+
+
+def _sequence_loss(model: torch.nn.Module, batch: UpdateBatch, prompt_weight: float) -> torch.Tensor:
+    """Response cross-entropy + ``prompt_weight`` x prompt cross-entropy (token means)."""
+    logits = model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+        use_cache=False,
+    ).logits[:, :-1].float()
+    targets = batch.input_ids[:, 1:]
+    nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    p = batch.prompt_length
+    real = batch.attention_mask[:, 1:].bool() & batch.attention_mask[:, :-1].bool()
+    prompt = real.clone()
+    prompt[:, p - 1 :] = False
+    response = torch.zeros_like(real)
+    response[:, p - 1 :] = batch.response_mask.bool()
+    loss = nll[response].mean()
+    if prompt.any():
+        loss = loss + prompt_weight * nll[prompt].mean()
+    return loss
 
 
 def _rows(data: UpdateBatch, order: torch.Tensor) -> UpdateBatch:
