@@ -453,7 +453,7 @@ class Trainer:
                 0, {"eval/success_rate": self.eval_before.success_rate, "eval/score": self.eval_before.score}
             )
         bar = _progress(self.start_step, self.total_steps, enabled=progress)
-        step = self.start_step - 1
+        completed = self.start_step - 1
         try:
             for step in range(self.start_step, self.total_steps + 1):
                 metrics = self.train_step(step)
@@ -464,6 +464,7 @@ class Trainer:
                 logger.log(step, metrics)
                 if cfg["checkpoint"]["every"] and step % cfg["checkpoint"]["every"] == 0:
                     self.save(step)
+                completed = step
                 bar.update(1)
                 bar.set_postfix(
                     success=f"{metrics.get('rollout/success_rate', 0.0):.2f}",
@@ -473,10 +474,10 @@ class Trainer:
                 )
         except KeyboardInterrupt:
             bar.close()
-            if step >= self.start_step:
-                path = self.save(step)
+            if completed >= self.start_step:
+                path = self.save(completed)
                 print(
-                    f"\ninterrupted: checkpoint of step {step} written to {path}; "
+                    f"\ninterrupted: checkpoint of step {completed} written to {path}; "
                     f"resume with: spear train --resume {self.run_dir}"
                 )
             raise

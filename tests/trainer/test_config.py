@@ -1,0 +1,82 @@
+"""Presets, overrides and validation: every config error is raised before compute, naming the key."""
+
+import re
+
+import pytest
+
+from spear.trainer.config import ConfigError, available_presets, load_config, parse_override
+
+PAPER_ROWS = {"grpo", "gigpo", "drbot", "drbot-gigpo", "spear", "grpo+spear", "gigpo+spear"}
+
+
+def test_every_paper_row_has_a_preset_and_each_resolves():
+    assert set(available_presets()) >= PAPER_ROWS
+    for name in available_presets():
+        config = load_config(name)
+        assert config["preset"] == name
+
+
+def test_presets_encode_the_method_switches_of_spec_7_1():
+    grpo, drbot, spear = load_config("grpo"), load_config("drbot"), load_config("spear")
+    assert grpo["algorithm"]["normalize_by_std"] and grpo["actor"]["agg_mode"] == "token-mean"
+    assert (grpo["actor"]["clip_low"], grpo["actor"]["clip_high"]) == (0.2, 0.2)
+    assert not drbot["algorithm"]["normalize_by_std"]
+    assert drbot["actor"]["agg_mode"] == "seq-mean-token-sum-norm" and drbot["actor"]["clip_high"] == 0.28
+    assert drbot["algorithm"]["group_filter"]["ratio"] == 0.75 and len(drbot["algorithm"]["filters"]) == 4
+    assert not drbot["sil"]["enabled"] and drbot["actor"]["loss_mode"] == "vanilla"
+    assert spear["sil"]["enabled"] and spear["actor"]["loss_mode"] == "clip_cov"
+    assert spear["algorithm"]["tool_reward"]["schedule"] == "cosine"
+    assert (spear["actor"]["cov"]["ratio"], spear["actor"]["cov"]["ub"]) == (0.0002, 5.0)
+    assert (spear["sil"]["cov"]["ratio"], spear["sil"]["cov"]["lb"], spear["sil"]["cov"]["ub"]) == (
+        0.02,
+        2.0,
+        60.0,
+    )
+    assert load_config("gigpo+spear")["algorithm"]["estimator"] == "gigpo"
+
+
+def test_overrides_parse_yaml_values():
+    config = load_config("spear", ["actor.lr=3e-4", "algorithm.filters=[overlong]", "rollout.group_size=8"])
+    assert config["actor"]["lr"] == 3e-4
+    assert config["algorithm"]["filters"] == ["overlong"]
+    assert config["rollout"]["group_size"] == 8
+    assert parse_override("env.options={num_receptacles: 6}") == (["env", "options"], {"num_receptacles": 6})
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides", "message"),
+    [
+        ("nope", [], "unknown preset 'nope'"),
+        ("spear", ["actor.lrr=1"], "unknown config key 'actor.lrr'"),
+        ("spear", ["optimizer.lr=1"], "unknown config key 'optimizer'"),
+        ("spear", ["env.name=alfred"], "env.name': unknown environment 'alfred'"),
+        ("spear", ["actor.micro_batch_size=100"], "must divide actor.mini_batch_size"),
+        ("spear", ["steps=ten"], "'steps' must be int"),
+        ("spear", ["steps=0"], "'steps' must be >= 1"),
+        ("spear", ["rollout.layout=tree"], "rollout.layout must be one of"),
+        ("spear", ["actor.loss_mode=ppo"], "actor.loss_mode must be one of"),
+        ("spear", ["algorithm.filters=[toxic]"], "unknown filter 'toxic'"),
+        ("spear", ["sil.buffer.capacity=0"], "sil.buffer': capacity must be >= 1"),
+        ("spear", ["sil.buffer.colour=red"], "unknown config key 'sil.buffer.colour'"),
+        ("gigpo", ["rollout.layout=trajectory"], "gigpo needs rollout.layout=turn"),
+        ("spear", ["rollout.group_size=1"], "group_size' must be >= 2"),
+        ("spear", ["actor"], "must look like key.sub=value"),
+        ("spear", ["actor=3"], "is a section"),
+        ("spear", ["sft.enabled=maybe"], "sft.enabled' must be auto, true or false"),
+    ],
+)
+def test_config_errors_name_the_key(preset, overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(preset, overrides)
+
+
+def test_a_user_yaml_file_is_merged(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("steps: 7\nrollout: {group_size: 6}\n")
+    config = load_config("grpo", config_file=path)
+    assert (config["steps"], config["rollout"]["group_size"]) == (7, 6)
+    path.write_text("rollout: {group_sise: 6}\n")
+    with pytest.raises(ConfigError, match=re.escape("unknown config key 'rollout.group_sise'")):
+        load_config("grpo", config_file=path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("grpo", config_file=tmp_path / "missing.yaml")

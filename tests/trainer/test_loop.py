@@ -1,0 +1,239 @@
+"""End to end on a micro config: metrics, SIL firing, schedules, checkpoints and exact resume."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from spear.algo.schedules import cosine_decay, cosine_warmup
+from spear.envs import available, register
+from spear.envs.actions import format_react
+from spear.envs.base import Env, StepResult, step_info
+from spear.models.embedded import load_model_and_tokenizer
+from spear.trainer.checkpoint import latest_checkpoint
+from spear.trainer.config import load_config
+from spear.trainer.loop import Trainer
+from spear.trainer.run import resume, setup_model, train
+
+MICRO = [
+    "steps=4",
+    "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}",
+    "rollout.tasks_per_step=2",
+    "rollout.group_size=3",
+    "rollout.max_new_tokens=24",
+    "rollout.history_length=1",
+    "actor.mini_batch_size=16",
+    "actor.micro_batch_size=8",
+    "eval.every=2",
+    "eval.episodes=2",
+    "eval.final_episodes=3",
+    "checkpoint.every=2",
+    "sil.buffer.trigger=min_samples",
+    "sil.buffer.min_samples=2",
+    "sil.buffer.capacity=8",
+    "sft.episodes=4",
+    "sft.epochs=1",
+    "algorithm.filters=[]",
+    "algorithm.group_filter.ratio=1.0",
+]
+
+
+class ParityEnv(Env):
+    """A two-turn game whose reward depends on the sampled text (its length's parity), so
+    even an untrained model gets reward variance within a group: the buffer fills and fires."""
+
+    name, action_format, max_turns = "parity", "react", 2
+
+    def reset(self, seed):
+        self.turn, self.instruction = 0, "write an even number of characters"
+        return "Write something.", {"instruction": self.instruction, "admissible_actions": None}
+
+    def step(self, text):
+        self.turn += 1
+        won = len(text) % 2 == 0
+        done = won or self.turn >= self.max_turns
+        return StepResult(
+            "Even!" if won else "Odd.",
+            10.0 if won else 0.0,
+            done,
+            step_info(won=won, score=float(won), tool_calls=1),
+        )
+
+    def solver(self):
+        return format_react("ok", "")
+
+
+if "parity" not in available():
+    register("parity", ParityEnv)
+
+SIZES = {
+    "vocab_size": 400,
+    "hidden_size": 32,
+    "num_layers": 2,
+    "num_heads": 2,
+    "num_kv_heads": 1,
+    "intermediate_size": 64,
+}
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    """A tiny embedded model for household with a short cold start (also usable on parity)."""
+    path = tmp_path_factory.mktemp("model")
+    sizes = [f"model.embedded.{k}={v}" for k, v in SIZES.items()]
+    config = load_config("spear", [*MICRO, *sizes, "sft.episodes=8", "sft.epochs=1"])
+    setup_model(config, path, quiet=True)
+    return path / "sft_model"
+
+
+def micro_config(*extra):
+    return load_config("spear", [*MICRO, *extra])
+
+
+def make_trainer(base_model, run_dir, *extra):
+    config = micro_config(*extra)
+    config["run_dir"] = str(run_dir)
+    model, tokenizer = load_model_and_tokenizer(base_model)
+    return Trainer(config, model, tokenizer, run_dir)
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_micro_run_writes_everything(base_model, tmp_path):
+    trainer = make_trainer(base_model, tmp_path)
+    summary = trainer.fit(progress=False)
+    rows = {r["step"]: r for r in read_metrics(tmp_path) if "rollout/success_rate" in r}
+    assert sorted(rows) == [1, 2, 3, 4]
+    required = [
+        "rollout/success_rate",
+        "rollout/env_reward",
+        "rollout/tool_calls",
+        "actor/entropy",
+        "actor/ppo_clipfrac",
+        "actor/cov_clipfrac",
+        "schedule/lambda_tool",
+        "schedule/lambda_sil",
+        "sil/buffer_rows",
+        "sil/replay_rows",
+        "time/rollout",
+        "time/log_prob",
+        "time/update",
+        "time/replay",
+    ]
+    for step, row in rows.items():
+        missing = [k for k in required if k not in row]
+        assert not missing, f"step {step} lacks {missing}"
+        # logged schedules are the schedule functions (T = the run's length, 4 steps)
+        assert row["schedule/lambda_tool"] == pytest.approx(cosine_decay(step, 4))
+        assert row["schedule/lambda_sil"] == pytest.approx(cosine_warmup(step, 4))
+    assert summary["eval_before"].episodes == 3 and summary["eval_after"].episodes == 3
+    assert any("eval/success_rate" in r for r in read_metrics(tmp_path) if r["step"] == 2)
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "entropy.png",
+        "schedules.png",
+        "success.png",
+        "tool_calls.png",
+    ]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    loaded, _ = load_model_and_tokenizer(tmp_path / "final_model")
+    assert sum(p.numel() for p in loaded.parameters()) > 0
+
+
+def test_buffer_fills_fires_and_sil_changes_parameters_only_when_it_fires(base_model, tmp_path):
+    trainer = make_trainer(base_model, tmp_path, "env.name=parity", "env.options={}")
+    replay_calls = []
+    original = trainer._update
+
+    def spy(batch, step, *, replay, weight=1.0):
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        out = original(batch, step, replay=replay, weight=weight)
+        changed = any(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters(), strict=True))
+        if replay:
+            replay_calls.append((step, weight, changed))
+        return out
+
+    trainer._update = spy
+    fired = []
+    for step in range(1, 5):
+        metrics = trainer.train_step(step)
+        fired.append(bool(metrics["sil/fired"]))
+        if not metrics["sil/fired"]:
+            assert metrics["sil/replay_rows"] == 0
+    assert not fired[0], "nothing can be replayed at step 1: replay data come from earlier steps only"
+    assert any(fired), "the buffer never fired on the micro run"
+    assert [s for s, _, _ in replay_calls] == [s for s, f in zip(range(1, 5), fired, strict=True) if f]
+    assert all(changed for _, _, changed in replay_calls)
+    assert all(w == pytest.approx(cosine_warmup(s, 4)) for s, w, _ in replay_calls)
+
+
+def _comparable(rows):
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def test_resume_reproduces_the_uninterrupted_run(base_model, tmp_path, monkeypatch):
+    config = [f"model.path={base_model}", "sft.enabled=false", "env.name=parity", "env.options={}"]
+    train(micro_config(*config), run_dir=tmp_path / "straight", quiet=True)
+    assert any(r.get("sil/fired") for r in read_metrics(tmp_path / "straight") if r["step"] >= 3)
+
+    interrupted = tmp_path / "interrupted"
+    original = Trainer.train_step
+
+    def ctrl_c_at_step_three(self, step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return original(self, step)
+
+    monkeypatch.setattr(Trainer, "train_step", ctrl_c_at_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        train(micro_config(*config), run_dir=interrupted, quiet=True)
+    assert latest_checkpoint(interrupted).name == "step-000002"  # Ctrl-C wrote the last complete step
+    monkeypatch.setattr(Trainer, "train_step", original)
+
+    resume(interrupted, quiet=True)
+    a = [r for r in read_metrics(tmp_path / "straight") if r["step"] >= 3]
+    b = [r for r in read_metrics(interrupted) if r["step"] >= 3]
+    assert _comparable(a) == _comparable(b)
+
+
+def test_a_torn_checkpoint_is_ignored_on_resume(base_model, tmp_path):
+    config = micro_config("steps=2", f"model.path={base_model}", "sft.enabled=false")
+    train(config, run_dir=tmp_path, quiet=True)
+    final = latest_checkpoint(tmp_path)
+    # SIGKILL during a save leaves a hidden temporary folder; LATEST still names the last complete one
+    torn = tmp_path / "checkpoints" / ".step-000003.partial"
+    torn.mkdir()
+    (torn / "state.pt").write_bytes(b"\x00garbage")
+    assert latest_checkpoint(tmp_path) == final
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(config_path.read_text().replace("steps: 2", "steps: 3"))
+    summary = resume(tmp_path, quiet=True)
+    assert summary["eval_after"] is not None
+    steps = [r["step"] for r in read_metrics(tmp_path) if "rollout/success_rate" in r]
+    assert steps == [1, 2, 3]
+
+
+def test_a_nonfinite_loss_skips_the_update_and_is_logged(base_model, tmp_path):
+    trainer = make_trainer(base_model, tmp_path)
+    trainer.config["actor"]["entropy_coeff"] = math.inf
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    metrics = trainer.train_step(1)
+    assert metrics["actor/nonfinite_skipped"] >= 1
+    assert metrics["actor/optimizer_steps"] == 0
+    assert all(torch.equal(a, p) for a, p in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_group_filter_and_response_filters_run(base_model, tmp_path):
+    trainer = make_trainer(
+        base_model,
+        tmp_path,
+        "algorithm.filters=[overlong, incomplete, repetitive, unreadable]",
+        "algorithm.group_filter.ratio=0.5",
+    )
+    metrics = trainer.train_step(1)
+    assert metrics["rollout/rows_after_group_filter"] < metrics["rollout/rows"]
+    assert 0.0 <= metrics["filter/any"] <= 1.0
+    assert np.isfinite(metrics["schedule/lambda_tool"])
