@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
@@ -47,9 +48,10 @@ any_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=
 
 @settings(max_examples=200, deadline=None)
 @given(text=any_text)
-def test_any_text_round_trips_losslessly(tok, text: str) -> None:
+def test_any_text_round_trips_losslessly_up_to_nfc(tok, text: str) -> None:
+    # Qwen2 normalises to NFC before tokenising; everything else is byte-exact
     ids = tok.encode(text, add_special_tokens=False)
-    assert tok.decode(ids, skip_special_tokens=False) == text
+    assert tok.decode(ids, skip_special_tokens=False) == unicodedata.normalize("NFC", text)
 
 
 def test_large_random_garbage_round_trips(tok) -> None:
@@ -58,7 +60,8 @@ def test_large_random_garbage_round_trips(tok) -> None:
         chr(rng.choice([rng.randrange(0, 0xD800), rng.randrange(0xE000, 0x110000)])) for _ in range(30_000)
     )
     garbage += "<action><think></tool_call><|im_end|>" + "汉字😀\x00\r\n\t  "
-    assert tok.decode(tok.encode(garbage, add_special_tokens=False), skip_special_tokens=False) == garbage
+    decoded = tok.decode(tok.encode(garbage, add_special_tokens=False), skip_special_tokens=False)
+    assert decoded == unicodedata.normalize("NFC", garbage)
 
 
 def test_markup_tags_are_single_text_tokens(tok) -> None:
@@ -175,3 +178,22 @@ def test_save_and_load_round_trip(tok, tmp_path) -> None:
     assert loaded.apply_chat_template(messages, tools=TOOLS, tokenize=False) == tok.apply_chat_template(
         messages, tools=TOOLS, tokenize=False
     )
+
+
+def test_a_saved_model_reloads_a_token_identical_tokenizer(tok, tmp_path) -> None:
+    """AutoTokenizer rebuilds the tokenizer as Qwen2Tokenizer next to a qwen2 config.json;
+    it must split text exactly like the tokenizer the model was trained with."""
+    from spear.models.embedded import build_model
+
+    build_model(
+        tok, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=16
+    ).save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    for text in [
+        *CORPUS[:3],
+        "go to armchair 1</action>",
+        "you see a cabinet 12, a shelf 2.",
+        "x = 3.25 * 40",
+    ]:
+        assert reloaded.encode(text, add_special_tokens=False) == tok.encode(text, add_special_tokens=False)
