@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_train.py [--steps 6] [--preset spear] [overrides ...]
 
-Builds the embedded model (no cold start: the step cost does not depend on it), runs
+Uses ``--model`` (e.g. a run's ``sft_model``) or builds an untrained embedded model, runs
 ``--steps`` RL steps of the preset and reports per step: wall time split into rollout /
 log-prob / update / replay, generated tokens per second, and the trainer overhead: the
 share of step time outside the model (forward passes timed with hooks during rollout;
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from spear.models.embedded import load_model_and_tokenizer
 from spear.trainer.config import load_config
 from spear.trainer.embedded import build_embedded
 from spear.trainer.loop import Trainer
@@ -46,6 +47,7 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--preset", default="spear")
+    parser.add_argument("--model", help="a saved model; default: a fresh, untrained embedded model")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
     config = load_config(
@@ -59,13 +61,16 @@ def main() -> None:
         ],
     )
     with tempfile.TemporaryDirectory() as tmp:
-        model, tokenizer = build_embedded(
-            Path(tmp) / "model",
-            config["env"]["name"],
-            config["env"]["options"],
-            config["model"]["embedded"],
-            history_length=config["rollout"]["history_length"],
-        )
+        if args.model:
+            model, tokenizer = load_model_and_tokenizer(args.model)
+        else:
+            model, tokenizer = build_embedded(
+                Path(tmp) / "model",
+                config["env"]["name"],
+                config["env"]["options"],
+                config["model"]["embedded"],
+                history_length=config["rollout"]["history_length"],
+            )
         trainer = Trainer(config, model, tokenizer, Path(tmp) / "run")
         timer = ForwardTimer(model)
         rollout = trainer.rollout
