@@ -96,7 +96,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         max_turns=args.max_turns,
         seed=args.seed,
     )
-    print(f"{args.env} eval split: {result.summary()}")
+    print(f"{args.env or 'trained environment'} eval split: {result.summary()}")
     print(f"  tool calls per episode {result.tool_calls:.2f}, turns per episode {result.turns:.2f}")
     return 0
 
@@ -117,11 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="success rate and score on the held-out split")
     ev.add_argument("--model", required=True)
-    ev.add_argument("--env", required=True)
+    ev.add_argument("--env", help="default: the environment the model was trained on (spear_run.yaml)")
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument("--env-options", help="YAML mapping of environment options")
     ev.add_argument("--temperature", type=float, default=0.4)
-    ev.add_argument("--max-new-tokens", type=int, default=32)
+    ev.add_argument("--max-new-tokens", type=int, help="default: as in training")
     ev.add_argument("--max-turns", type=int)
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=cmd_eval)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from spear.algo.advantages import gigpo, grpo, to_token_level
 from spear.algo.filters import (
@@ -493,10 +494,24 @@ class Trainer:
         final = self.run_dir / "final_model"
         self._policy().save_pretrained(final, safe_serialization=True)
         self.tokenizer.save_pretrained(final)
+        save_run_settings(final, cfg)
         if cfg["logging"]["plots"]:
             write_plots(logger.history(), self.run_dir / "plots")
         logger.close()
         return {"eval_before": self.eval_before, "eval_after": after, "run_dir": str(self.run_dir)}
+
+
+RUN_SETTINGS = "spear_run.yaml"
+
+
+def save_run_settings(model_dir: Path, config: dict[str, Any]) -> None:
+    """Next to a saved model: the environment and rollout settings it was trained with,
+    so that ``spear eval`` plays the same prompts by default."""
+    settings = {
+        "env": {"name": config["env"]["name"], "options": config["env"]["options"]},
+        "rollout": config["rollout"],
+    }
+    (Path(model_dir) / RUN_SETTINGS).write_text(yaml.safe_dump(settings, sort_keys=False))
 
 
 def _progress(start: int, total: int, *, enabled: bool):

@@ -23,7 +23,7 @@ from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint
 from spear.trainer.config import ConfigError, dump, validate
 from spear.trainer.embedded import build_embedded
 from spear.trainer.evaluate import EvalResult, evaluate
-from spear.trainer.loop import Trainer
+from spear.trainer.loop import RUN_SETTINGS, Trainer
 from spear.trainer.sft import collect_demonstrations, demonstration_batch, supervised_finetune
 
 
@@ -202,32 +202,44 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
 
 def evaluate_model(
     model_path: str,
-    env_name: str,
+    env_name: str | None,
     episodes: int,
     *,
     env_options: dict[str, Any] | None = None,
     temperature: float = 0.4,
-    max_new_tokens: int = 32,
-    history_length: int = 2,
+    max_new_tokens: int | None = None,
     max_turns: int | None = None,
-    layout: str = "turn",
     seed: int = 0,
 ) -> EvalResult:
-    """``spear eval``: success rate and score of a saved model on the eval split."""
+    """``spear eval``: success rate and score of a saved model on the eval split.
+
+    A model saved by ``spear train`` carries ``spear_run.yaml``: its environment, options
+    and rollout settings are the defaults here; arguments override them.
+    """
+    settings_path = Path(model_path) / RUN_SETTINGS
+    settings = yaml.safe_load(settings_path.read_text()) if settings_path.is_file() else {}
+    trained_env = settings.get("env", {})
+    rollout = settings.get("rollout", {})
+    env_name = env_name or trained_env.get("name")
+    if env_name is None:
+        raise ConfigError(f"{model_path} has no {RUN_SETTINGS}: pass --env")
+    options = dict(trained_env.get("options", {})) if env_name == trained_env.get("name") else {}
+    options.update(env_options or {})
     model, tokenizer = load_model_and_tokenizer(model_path, dtype=torch.float32)
     engine = RolloutEngine(
         model,
         tokenizer,
         RolloutConfig(
             group_size=1,
-            max_turns=max_turns,
-            max_new_tokens=max_new_tokens,
+            max_turns=max_turns if max_turns is not None else rollout.get("max_turns"),
+            max_new_tokens=max_new_tokens or rollout.get("max_new_tokens", 512),
             temperature=temperature,
-            history_length=history_length,
-            layout=layout,
+            history_length=rollout.get("history_length", 2),
+            layout=rollout.get("layout", "turn"),
+            show_admissible=rollout.get("show_admissible", True),
             seed=seed,
         ),
-        env_options={**(env_options or {}), "split": "eval"},
+        env_options={**options, "split": "eval"},
     )
     try:
         return evaluate(engine, env_name, episodes, batch_size=min(episodes, 64))

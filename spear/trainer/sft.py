@@ -158,10 +158,16 @@ def supervised_finetune(
 
 def _sequence_loss(model: torch.nn.Module, batch: UpdateBatch, prompt_weight: float) -> torch.Tensor:
     """Response cross-entropy + ``prompt_weight`` x prompt cross-entropy (token means)."""
-    logits = model(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-        use_cache=False,
-    ).logits[:, :-1].float()
+    logits = (
+        model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+        )
+        .logits[:, :-1]
+        .float()
+    )
     targets = batch.input_ids[:, 1:]
     nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
     p = batch.prompt_length
