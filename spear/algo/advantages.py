@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from spear.algo._checks import as_float_array, as_ids, check_choice, check_positive, check_tensor
+from spear.algo._groups import group_stats, trajectory_rewards
 
 EPS = 1e-6
 STATS_OVER = ("rows", "trajectories")
@@ -49,19 +50,10 @@ def group_mean_std(values: np.ndarray, codes: np.ndarray, *, ddof: int = 1) -> t
     A group with a single member gets mean 0 and std 1, as verl does, so its lone
     sample keeps its raw score as advantage.
     """
-    num = codes.max() + 1
-    counts = np.bincount(codes, minlength=num).astype(np.float64)
-    mean = np.bincount(codes, weights=values, minlength=num) / counts
-    sq_dev = np.bincount(codes, weights=(values - mean[codes]) ** 2, minlength=num)
-    std = np.sqrt(sq_dev / np.maximum(counts - ddof, 1))
-    single = counts == 1
+    mean, std = group_stats(values, codes, ddof=ddof)
+    single = np.bincount(codes, minlength=len(mean)) == 1
     mean[single], std[single] = 0.0, 1.0
     return mean, std
-
-
-def _trajectory_means(values: np.ndarray, traj_codes: np.ndarray) -> np.ndarray:
-    num = traj_codes.max() + 1
-    return np.bincount(traj_codes, weights=values, minlength=num) / np.bincount(traj_codes, minlength=num)
 
 
 @register_advantage("grpo")
@@ -95,10 +87,7 @@ def grpo(
     else:
         if traj_ids is None:
             raise ValueError("traj_ids is required when stats_over='trajectories'")
-        traj = as_ids("traj_ids", traj_ids, len(r))
-        traj_reward = _trajectory_means(r, traj)
-        traj_group = np.zeros(traj.max() + 1, dtype=np.int64)
-        traj_group[traj] = codes
+        traj_reward, traj_group = trajectory_rewards(r, codes, as_ids("traj_ids", traj_ids, len(r)))
         mean, std = group_mean_std(traj_reward, traj_group)
     adv = r - mean[codes]
     if normalize_by_std:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from spear.algo._checks import as_float_array, as_ids, check_choice, check_tensor
+from spear.algo._groups import group_stats, trajectory_rewards
 
 UNREADABLE_MARKERS = ("\ufffd", "ï¿½", "ï¼\ufffd", "ï¼Ÿ", "Ġï¿½")
 RESPONSE_FLAGS = ("overlong", "incomplete", "repetitive", "unreadable")
@@ -151,15 +152,8 @@ def group_reward_std(
     r = as_float_array("rewards", rewards)
     codes = as_ids("group_ids", group_ids, len(r))
     traj = np.arange(len(r)) if traj_ids is None else as_ids("traj_ids", traj_ids, len(r))
-    num_traj = traj.max() + 1
-    traj_mean = np.bincount(traj, weights=r, minlength=num_traj) / np.bincount(traj, minlength=num_traj)
-    traj_group = np.zeros(num_traj, dtype=np.int64)
-    traj_group[traj] = codes
-    num_groups = codes.max() + 1
-    count = np.bincount(traj_group, minlength=num_groups).astype(np.float64)
-    mean = np.bincount(traj_group, weights=traj_mean, minlength=num_groups) / count
-    sq = np.bincount(traj_group, weights=(traj_mean - mean[traj_group]) ** 2, minlength=num_groups)
-    std = np.sqrt(sq / np.maximum(count - ddof, 1))
+    traj_mean, traj_group = trajectory_rewards(r, codes, traj)
+    mean, std = group_stats(traj_mean, traj_group, ddof=ddof)
     return codes, mean, std
 
 
