@@ -55,21 +55,18 @@ class UpdateBatch:
             advantages=self.advantages[start:stop, :r_end],
         )
 
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> UpdateBatch:
+        return replace(self, **{name: fn(getattr(self, name)) for name in _TENSORS})
+
+    def select(self, rows: torch.Tensor) -> UpdateBatch:
+        """The rows at ``rows`` (an index tensor), in that order."""
+        return self._map(lambda t: t[rows])
+
     def to(self, device: torch.device | str) -> UpdateBatch:
-        return replace(
-            self,
-            **{
-                name: getattr(self, name).to(device)
-                for name in (
-                    "input_ids",
-                    "attention_mask",
-                    "position_ids",
-                    "response_mask",
-                    "old_log_prob",
-                    "advantages",
-                )
-            },
-        )
+        return self._map(lambda t: t.to(device))
+
+
+_TENSORS = ("input_ids", "attention_mask", "position_ids", "response_mask", "old_log_prob", "advantages")
 
 
 def collate(

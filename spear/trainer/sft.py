@@ -134,7 +134,7 @@ def supervised_finetune(
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(data), generator=generator)
-        shuffled = _rows(data, order)
+        shuffled = data.select(order)
         for start in range(0, len(shuffled), batch_size):
             part = shuffled.slice(start, start + batch_size)
             if not bool(part.response_mask.any()):
@@ -180,15 +180,3 @@ def _sequence_loss(model: torch.nn.Module, batch: UpdateBatch, prompt_weight: fl
     if prompt.any():
         loss = loss + prompt_weight * nll[prompt].mean()
     return loss
-
-
-def _rows(data: UpdateBatch, order: torch.Tensor) -> UpdateBatch:
-    return UpdateBatch(
-        input_ids=data.input_ids[order],
-        attention_mask=data.attention_mask[order],
-        position_ids=data.position_ids[order],
-        prompt_length=data.prompt_length,
-        response_mask=data.response_mask[order],
-        old_log_prob=data.old_log_prob[order],
-        advantages=data.advantages[order],
-    )
