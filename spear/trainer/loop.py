@@ -169,12 +169,12 @@ class Trainer:
                 for t in batch.trajectories
             ]
         )
-        penalty = invalid_action_penalty(
-            batch.invalid_action, coef=self.config["algorithm"]["invalid_penalty"]
-        )
+        coef = self.config["algorithm"]["invalid_penalty"]
         if batch.layout == "trajectory":
             counts = np.array([t.invalid_actions for t in batch.trajectories])[batch.traj_index]
-            penalty = -self.config["algorithm"]["invalid_penalty"] * counts
+            penalty = -coef * counts
+        else:
+            penalty = invalid_action_penalty(batch.invalid_action, coef=coef)
         return per_traj[batch.traj_index] + penalty
 
     # ------------------------------------------------------------------ 5: response filters
