@@ -1,4 +1,4 @@
-"""The ``spear`` command line: ``spear train``, ``spear sft``, ``spear eval``.
+"""The ``spear`` command line: ``spear train``, ``spear sft``, ``spear eval``, ``spear compare``.
 
 Examples::
 
@@ -8,11 +8,13 @@ Examples::
     spear train --resume runs/spear-household-20261121-101500
     spear sft --env household --out models/household-sft
     spear eval --model runs/.../final_model --env household --episodes 200
+    spear compare --presets grpo,spear --seeds 3 --steps 40 --out runs/cmp   # docs/COMPARE.md
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -101,6 +103,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from spear.trainer.compare import DEFAULT_PRESETS, compare, default_sweep_dir, markdown_table, sweep_spec
+
+    spec = sweep_spec(
+        args.presets.split(",") if args.presets else DEFAULT_PRESETS,
+        args.seeds,
+        args.steps,
+        env=args.env,
+        overrides=args.overrides,
+        model=args.model,
+    )
+    out = Path(args.out) if args.out else default_sweep_dir(spec)
+    command = shlex.join(["spear", *args.argv])
+    print(f"sweep directory: {out}")
+    try:
+        rows = compare(spec, out, command=command, quiet=args.quiet)
+    except KeyboardInterrupt:
+        again = command if args.out else f"{command} --out {shlex.quote(str(out))}"
+        print(f"\ninterrupted; finished runs are kept. Resume with:\n  {again}", file=sys.stderr)
+        return 130
+    print(markdown_table(rows), end="")
+    print(f"results: {out / 'results.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spear", description="Multi-turn agentic RL with SPEAR.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,11 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-turns", type=int)
     ev.add_argument("--seed", type=int, default=0)
     ev.set_defaults(func=cmd_eval)
+
+    cmp = sub.add_parser(
+        "compare", help="every preset x seed from one shared cold start; tables and plots (docs/COMPARE.md)"
+    )
+    cmp.add_argument("--env", help="environment name (default: household)")
+    cmp.add_argument("--presets", help="comma-separated (default: grpo,drbot,spear,gigpo,gigpo+spear)")
+    cmp.add_argument("--seeds", type=int, default=3, help="number of seeds: 0 .. N-1 (default 3)")
+    cmp.add_argument("--steps", type=int, help="RL steps of every run (default: the config's steps)")
+    cmp.add_argument("--model", help="start every run from this HF model (SFT only with sft.enabled=true)")
+    cmp.add_argument("--out", help="sweep directory (default: runs/compare-<env>-<time>); re-run to resume")
+    cmp.add_argument("--quiet", action="store_true", help="no progress bars")
+    cmp.add_argument("overrides", nargs="*", help="config overrides key.sub=value, applied to every run")
+    cmp.set_defaults(func=cmd_compare)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # recorded by spear compare
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # our own bars show progress; HF's save/load bars are noise

@@ -1,4 +1,6 @@
-"""End to end on a micro config: metrics, SIL firing, schedules, checkpoints and exact resume."""
+"""End to end on a micro config: metrics, SIL firing, schedules, checkpoints and exact resume.
+
+The 'parity' environment is registered in conftest.py."""
 
 import json
 import math
@@ -8,9 +10,6 @@ import pytest
 import torch
 
 from spear.algo.schedules import cosine_decay, cosine_warmup
-from spear.envs import available, register
-from spear.envs.actions import format_react
-from spear.envs.base import Env, StepResult, step_info
 from spear.models.embedded import load_model_and_tokenizer
 from spear.trainer.checkpoint import latest_checkpoint
 from spear.trainer.config import load_config
@@ -39,34 +38,6 @@ MICRO = [
     "algorithm.group_filter.ratio=1.0",
 ]
 
-
-class ParityEnv(Env):
-    """A two-turn game whose reward depends on the sampled text (its length's parity), so
-    even an untrained model gets reward variance within a group: the buffer fills and fires."""
-
-    name, action_format, max_turns = "parity", "react", 2
-
-    def reset(self, seed):
-        self.turn, self.instruction = 0, "write an even number of characters"
-        return "Write something.", {"instruction": self.instruction, "admissible_actions": None}
-
-    def step(self, text):
-        self.turn += 1
-        won = len(text) % 2 == 0
-        done = won or self.turn >= self.max_turns
-        return StepResult(
-            "Even!" if won else "Odd.",
-            10.0 if won else 0.0,
-            done,
-            step_info(won=won, score=float(won), tool_calls=1),
-        )
-
-    def solver(self):
-        return format_react("ok", "")
-
-
-if "parity" not in available():
-    register("parity", ParityEnv)
 
 SIZES = {
     "vocab_size": 400,

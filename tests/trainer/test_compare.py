@@ -1,0 +1,360 @@
+"""spear compare on a micro sweep (2 presets x 2 seeds x 3 steps on 'parity', conftest.py):
+the shared cold start, resume after Ctrl-C and after a deleted run, the tables against the
+runs' own metrics.jsonl, plots, spec checks, and docs/RESULTS.md generation."""
+
+import csv
+import importlib.util
+import json
+import shlex
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import spear.trainer.run as recipes
+from spear.cli import main
+from spear.trainer.compare import (
+    aggregate,
+    cold_start_config,
+    compare,
+    markdown_table,
+    plan_runs,
+    read_sweep,
+    start_model,
+    summarise_run,
+    sweep_spec,
+)
+from spear.trainer.config import ConfigError, load_config
+from spear.trainer.loop import Trainer
+
+STEPS = 3
+MICRO = [
+    "env.options={}",
+    "rollout.tasks_per_step=2",
+    "rollout.group_size=2",
+    "rollout.max_new_tokens=16",
+    "rollout.history_length=1",
+    "actor.mini_batch_size=16",
+    "actor.micro_batch_size=8",
+    "eval.every=1",
+    "eval.episodes=2",
+    "eval.final_episodes=2",
+    "checkpoint.every=1",
+    "sil.buffer.trigger=min_samples",
+    "sil.buffer.min_samples=2",
+    "sil.buffer.capacity=8",
+    "sft.episodes=4",
+    "sft.epochs=1",
+    "algorithm.filters=[]",  # Dr.BoT's overlong filter would mask every 16-token response
+    "logging.tensorboard=false",
+    "logging.plots=false",
+    "model.embedded.vocab_size=400",
+    "model.embedded.hidden_size=32",
+    "model.embedded.num_layers=2",
+    "model.embedded.num_heads=2",
+    "model.embedded.num_kv_heads=1",
+    "model.embedded.intermediate_size=64",
+]
+PRESETS = ("grpo", "spear")
+RUNS = ("grpo-seed0", "spear-seed0", "grpo-seed1", "spear-seed1")  # seed-major order
+
+
+def cli_args(out, *, steps=STEPS, presets="grpo,spear"):
+    sweep = ["--env", "parity", "--presets", presets, "--seeds", "2", "--steps", str(steps)]
+    return ["compare", *sweep, "--out", str(out), "--quiet", *MICRO]
+
+
+class Calls:
+    """Records the runs compare trains or resumes and its cold starts (the real recipes run)."""
+
+    def __init__(self, monkeypatch):
+        self.log = []
+        for name in ("train", "resume", "setup_model"):
+            original = getattr(recipes, name)
+            monkeypatch.setattr(recipes, name, self._spy(name, original))
+
+    def _spy(self, name, original):
+        # train(config, run_dir=...), resume(run_dir), setup_model(config, run_dir)
+        where = {
+            "train": lambda a, k: k["run_dir"],
+            "resume": lambda a, k: a[0],
+            "setup_model": lambda a, k: a[1],
+        }
+
+        def spy(*args, **kwargs):
+            target = Path(where[name](args, kwargs)).name
+            if name != "setup_model" or target == ".cold_start.partial":  # not train's own call
+                self.log.append((name, target))
+            return original(*args, **kwargs)
+
+        return spy
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """A model this small gains nothing from two threads, and on a busy shared CPU their
+    synchronisation makes each forward pass 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A sweep interrupted by Ctrl-C in its third run, then completed by the same command."""
+    out = tmp_path_factory.mktemp("sweep") / "cmp"
+    original_step = Trainer.train_step
+
+    def ctrl_c(self, step):
+        if self.run_dir.name == "grpo-seed1" and step == 2:
+            raise KeyboardInterrupt
+        return original_step(self, step)
+
+    with pytest.MonkeyPatch.context() as mp:
+        first = Calls(mp)
+        mp.setattr(Trainer, "train_step", ctrl_c)
+        assert main(cli_args(out)) == 130
+    with pytest.MonkeyPatch.context() as mp:
+        second = Calls(mp)
+        assert main(cli_args(out)) == 0
+    return out, first.log, second.log
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(sweep):
+    out, first, second = sweep
+    assert first == [
+        ("setup_model", ".cold_start.partial"),
+        ("train", "grpo-seed0"),
+        ("train", "spear-seed0"),
+        ("train", "grpo-seed1"),
+    ]
+    # the cold start and the two finished runs are kept; the interrupted run continues
+    # from its checkpoint, the never-started one starts
+    assert second == [("resume", "grpo-seed1"), ("train", "spear-seed1")]
+    steps = [r["step"] for r in metrics(out / "runs" / "grpo-seed1") if "rollout/success_rate" in r]
+    assert steps == [1, 2, 3]
+
+
+def test_every_run_starts_from_the_shared_cold_start(sweep):
+    out = sweep[0]
+    cold = (out / "cold_start" / "sft_model").resolve()
+    assert (cold / "config.json").is_file()
+    before = {}
+    for name in RUNS:
+        config = yaml.safe_load((out / "runs" / name / "config.yaml").read_text())
+        assert config["model"]["path"] == str(cold) and config["sft"]["enabled"] is False
+        assert config["seed"] == int(name[-1]) and config["steps"] == STEPS
+        before[name] = next(r for r in metrics(out / "runs" / name) if r["step"] == 0)["eval/success_rate"]
+    # same weights and same eval sampling seed: the pre-RL evaluation agrees across presets
+    assert before["grpo-seed0"] == before["spear-seed0"]
+    assert before["grpo-seed1"] == before["spear-seed1"]
+
+
+def by_hand(run_dir):
+    """The columns of docs/COMPARE.md for a 3-step run, straight from metrics.jsonl."""
+    rows = metrics(run_dir)
+    train = {r["step"]: r for r in rows if "rollout/success_rate" in r}
+    assert sorted(train) == [1, 2, 3]
+    evals = {r["step"]: r["eval/success_rate"] for r in rows if "eval/success_rate" in r}
+    final = [r["eval/final_success_rate"] for r in rows if "eval/final_success_rate" in r][-1]
+    e0, e1, e2, e3 = evals[0], evals[1], evals[2], final  # eval.every=1: steps 1 and 2
+    return {
+        "eval_before": e0,
+        "final_success": final,
+        "success_auc": sum(train[s]["rollout/success_rate"] for s in (1, 2, 3)) / 3,
+        "eval_auc": ((e0 + e1) / 2 + (e1 + e2) / 2 + (e2 + e3) / 2) / 3,
+        "tool_calls": sum(train[s]["rollout/tool_calls"] for s in (1, 2, 3)) / 3,
+        # 3 steps: windows of max(1, 3 // 10) = 1 step; the middle one is step (3 - 1) // 2 + 1
+        "entropy_start": train[1]["actor/entropy"],
+        "entropy_middle": train[2]["actor/entropy"],
+        "entropy_end": train[3]["actor/entropy"],
+        "time_per_step": sum(train[s]["time/step"] for s in (1, 2, 3)) / 3,
+    }
+
+
+def test_tables_hold_the_mean_and_sample_std_of_the_runs_metrics(sweep):
+    out = sweep[0]
+    with open(out / "results.csv") as f:
+        table = {row["preset"]: row for row in csv.DictReader(f)}
+    with open(out / "runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    assert [(r["preset"], r["seed"]) for r in runs] == [(n.split("-")[0], n[-1]) for n in RUNS]
+    report = (out / "results.md").read_text()
+    for preset in PRESETS:
+        seeds = [by_hand(out / "runs" / f"{preset}-seed{s}") for s in (0, 1)]
+        assert table[preset]["seeds"] == "2"
+        for key in seeds[0]:
+            values = [s[key] for s in seeds]
+            assert float(table[preset][f"{key}_mean"]) == pytest.approx(statistics.mean(values))
+            assert float(table[preset][f"{key}_std"]) == pytest.approx(statistics.stdev(values))
+        for run, hand in zip([r for r in runs if r["preset"] == preset], seeds, strict=True):
+            assert float(run["success_auc"]) == pytest.approx(hand["success_auc"])
+        final = [s["final_success"] for s in seeds]
+        cell = f"{100 * statistics.mean(final):.1f} ± {100 * statistics.stdev(final):.1f}"
+        assert f"| {preset} | 2 | " in report and cell in report
+
+
+def test_report_records_the_command_and_links_the_plots(sweep):
+    out = sweep[0]
+    report = (out / "results.md").read_text()
+    command = shlex.join(["spear", *cli_args(out)])
+    assert command in report
+    _, record = read_sweep(out)
+    assert [i["command"] for i in record["invocations"]] == [command]  # recorded once
+    for name in ("success.png", "entropy.png", "tool_calls.png"):
+        assert (out / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"(plots/{name})" in report
+
+
+def test_deleting_a_finished_run_redoes_only_that_run(sweep, tmp_path, monkeypatch):
+    out = tmp_path / "cmp"
+    shutil.copytree(sweep[0], out)
+    shutil.rmtree(out / "runs" / "spear-seed0")
+    calls = Calls(monkeypatch)
+    # the spec check compares specs, not command strings: --out differs from the recorded one
+    assert main(cli_args(out)) == 0
+    assert calls.log == [("train", "spear-seed0")]
+    assert (out / "runs" / "spear-seed0" / "summary.json").is_file()
+
+
+def test_a_different_spec_is_refused_before_any_compute(sweep, monkeypatch, capsys):
+    out = sweep[0]
+    calls = Calls(monkeypatch)
+    assert main(cli_args(out, steps=STEPS + 1)) == 2
+    err = capsys.readouterr().err
+    assert "different spec" in err and f"steps: sweep has {STEPS}, now {STEPS + 1}" in err
+    assert main(cli_args(out, presets="spear,grpo")) == 2  # order matters: it is the table's order
+    assert calls.log == []
+
+
+@pytest.mark.parametrize(
+    ("presets", "overrides", "message"),
+    [
+        (("grpo", "nope"), [], "unknown preset 'nope'"),
+        (("grpo",), ["actor.nope=1"], "unknown config key 'actor.nope'"),
+        (("grpo",), ["seed=3"], "use --seeds"),
+        (("grpo", "grpo"), [], "more than once"),
+    ],
+)
+def test_config_errors_fail_before_any_compute(tmp_path, monkeypatch, presets, overrides, message):
+    calls = Calls(monkeypatch)
+    with pytest.raises(ConfigError, match=message):
+        spec = sweep_spec(presets, 2, 3, env="parity", overrides=[*MICRO, *overrides])
+        compare(spec, tmp_path / "cmp", command="test", quiet=True)
+    assert calls.log == [] and not (tmp_path / "cmp").exists()
+
+
+def test_an_existing_folder_that_is_not_a_sweep_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    spec = sweep_spec(("grpo",), 1, 1, env="parity", overrides=MICRO)
+    with pytest.raises(ConfigError, match="not a sweep directory"):
+        compare(spec, tmp_path, command="test", quiet=True)
+
+
+def test_a_given_model_is_the_shared_start_and_is_cold_started_only_on_request(sweep, tmp_path):
+    given = str(sweep[0] / "cold_start" / "sft_model")
+    as_given = sweep_spec(("grpo",), 1, 2, env="parity", overrides=MICRO, model=given)
+    assert start_model(as_given, tmp_path, cold_start_config(as_given)) == Path(given)
+    tuned = sweep_spec(("grpo",), 1, 2, env="parity", overrides=[*MICRO, "sft.enabled=true"], model=given)
+    start = start_model(tuned, tmp_path, cold_start_config(tuned))
+    assert start == tmp_path.resolve() / "cold_start" / "sft_model"
+    assert plan_runs(tuned, tmp_path)[0].config["model"]["path"] == str(start)
+
+    compare(as_given, tmp_path / "cmp", command="test", quiet=True)
+    config = yaml.safe_load((tmp_path / "cmp" / "runs" / "grpo-seed0" / "config.yaml").read_text())
+    assert config["model"]["path"] == given and not (tmp_path / "cmp" / "cold_start").exists()
+    assert "`" + given + "` as given (no SFT)" in (tmp_path / "cmp" / "results.md").read_text()
+
+
+def test_steps_and_env_default_to_the_config():
+    spec = sweep_spec(("grpo",), 1)
+    assert (spec.env, spec.steps) == (load_config("grpo")["env"]["name"], load_config("grpo")["steps"])
+    assert spec.seeds == (0,)
+
+
+def record(step, **values):
+    return {"step": step, **values}
+
+
+def test_summarise_run_definitions():
+    # 20 RL steps: entropy windows of 20 // 10 = 2 steps; the middle one starts at index (20 - 2) // 2
+    records = [record(0, **{"eval/success_rate": 0.0, "eval/score": 0.0})]
+    for step in range(1, 21):
+        values = {
+            "rollout/success_rate": step / 20,
+            "rollout/tool_calls": 2.0,
+            "actor/entropy": float(step),
+            "time/step": 0.5,
+        }
+        if step == 10:
+            values["eval/success_rate"] = 0.5
+        records.append(record(step, **values))
+    records.append(record(20, **{"eval/final_success_rate": 1.0}))
+    summary = summarise_run(records)
+    assert summary["steps"] == 20
+    assert summary["eval_before"] == 0.0 and summary["final_success"] == 1.0
+    assert summary["success_auc"] == pytest.approx(sum(range(1, 21)) / 20 / 20)
+    # trapezoid over (0, 0.0), (10, 0.5), (20, 1.0): (2.5 + 7.5) / 20
+    assert summary["eval_auc"] == pytest.approx(0.5)
+    assert summary["tool_calls"] == 2.0 and summary["time_per_step"] == 0.5
+    assert summary["entropy_start"] == 1.5  # steps 1, 2
+    assert summary["entropy_middle"] == 10.5  # steps 10, 11: centred on the run's midpoint
+    assert summary["entropy_end"] == 19.5  # steps 19, 20
+
+
+def test_a_run_without_evaluations_or_updates_has_gaps_not_zeros():
+    records = [record(1, **{"rollout/success_rate": 0.25}), record(2, **{"rollout/success_rate": 0.75})]
+    summary = summarise_run(records)
+    assert summary["success_auc"] == 0.5
+    for key in ("eval_before", "final_success", "eval_auc", "entropy_start", "time_per_step"):
+        assert summary[key] is None
+
+
+def test_aggregate_and_table_formatting():
+    runs = [
+        {"preset": "a", "seed": 0, **summarise_run([record(1, **{"rollout/success_rate": 0.2})])},
+        {"preset": "a", "seed": 1, **summarise_run([record(1, **{"rollout/success_rate": 0.4})])},
+        {"preset": "b", "seed": 0, **summarise_run([record(1, **{"rollout/success_rate": 0.5})])},
+    ]
+    rows = aggregate(runs, ["b", "a"])
+    assert [r["preset"] for r in rows] == ["b", "a"]
+    assert rows[1]["success_auc_mean"] == pytest.approx(0.3)
+    assert rows[1]["success_auc_std"] == pytest.approx(statistics.stdev([0.2, 0.4]))
+    assert rows[0]["success_auc_std"] is None  # one seed: no spread to report
+    table = markdown_table(rows)
+    assert "| a | 2 | n/a | n/a | 30.0 ± 14.1 |" in table
+    assert "| b | 1 | n/a | n/a | 50.0 |" in table
+
+
+def load_build_results():
+    path = Path(__file__).resolve().parents[2] / "scripts" / "build_results.py"
+    spec = importlib.util.spec_from_file_location("build_results", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
+    out = sweep[0]
+    build_results = load_build_results()
+    page = tmp_path / "docs" / "RESULTS.md"
+    assert build_results.main([str(out), "--out", str(page)]) == 0
+    text = page.read_text()
+    assets = tmp_path / "docs" / "results" / "cmp"
+    assert "## cmp" in text and read_sweep(out)[1]["invocations"][0]["command"] in text
+    assert "CPUs" in text and "torch" in text and "device" in text
+    assert (out / "results.md").read_text().split("| preset |")[1].split("\n\n")[0] in text  # same table
+    for name in ("success.png", "entropy.png", "tool_calls.png"):
+        assert (assets / name).read_bytes() == (out / "plots" / name).read_bytes()
+        assert f"(results/cmp/{name})" in text
+    assert "(results/cmp/runs.csv)" in text and (assets / "runs.csv").is_file()
+    build_results.main([str(out), "--out", str(page)])
+    assert page.read_text() == text
