@@ -131,6 +131,10 @@ def sweep_spec(
         dotted = ".".join(keys)
         if dotted in RESERVED_KEYS:
             raise ConfigError(f"override '{item}': spear compare sets {dotted}; use {RESERVED_KEYS[dotted]}")
+    if model is not None:
+        if not Path(model).exists():
+            raise ConfigError(f"--model {model} does not exist (a local Hugging Face model folder is needed)")
+        model = str(Path(model).resolve())  # runs and resumes may start from another directory
     head = [f"env.name={env}"] if env is not None else []
     defaults = load_config(presets[0], [*head, *overrides])
     return SweepSpec(
@@ -256,10 +260,10 @@ def start_model(spec: SweepSpec, sweep_dir: Path, cold_config: dict[str, Any]) -
     return Path(spec.model)
 
 
-def plan_runs(spec: SweepSpec, sweep_dir: Path) -> list[RunPlan]:
-    """Every preset x seed, seed-major (all presets of seed 0 first, so an interrupted sweep
-    already compares every preset). Loads every config: config errors surface here."""
-    start = start_model(spec, sweep_dir, cold_start_config(spec))
+def plan_runs(spec: SweepSpec, sweep_dir: Path, start: Path) -> list[RunPlan]:
+    """Every preset x seed starting from ``start``, seed-major (all presets of seed 0 first,
+    so an interrupted sweep already compares every preset). Loads every config: config
+    errors surface here."""
     plans = []
     for seed in spec.seeds:
         for preset in spec.presets:
@@ -272,6 +276,23 @@ def plan_runs(spec: SweepSpec, sweep_dir: Path) -> list[RunPlan]:
             run_dir = Path(sweep_dir) / RUNS / f"{preset}-seed{seed}"
             plans.append(RunPlan(preset, seed, run_dir, load_config(preset, overrides)))
     return plans
+
+
+def check_environments(plans: list[RunPlan]) -> None:
+    """Construct each distinct environment once, so bad ``env.options`` fail before compute
+    (and before they are recorded as the sweep's spec)."""
+    from spear.envs import make
+
+    seen = []
+    for plan in plans:
+        env = plan.config["env"]
+        if env in seen:
+            continue
+        seen.append(env)
+        try:
+            make(env["name"], **env["options"]).close()
+        except (TypeError, ValueError, ImportError) as exc:
+            raise ConfigError(f"config key 'env.options' of {env['name']}: {exc}") from exc
 
 
 # ----------------------------------------------------------------------------- running
@@ -366,8 +387,9 @@ def compare(spec: SweepSpec, sweep_dir: str | Path, *, command: str, quiet: bool
 
     sweep_dir = Path(sweep_dir)
     cold_config = cold_start_config(spec)
-    plans = plan_runs(spec, sweep_dir)
     start = start_model(spec, sweep_dir, cold_config)
+    plans = plan_runs(spec, sweep_dir, start)
+    check_environments(plans)
     open_sweep(sweep_dir, spec, start=start, command=command, machine=machine_info())
     ensure_cold_start(spec, sweep_dir, cold_config, quiet=quiet)
     finished = sum(is_finished(plan.run_dir) for plan in plans)
@@ -459,13 +481,12 @@ def summarise_run(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None, int]:
+def mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (n - 1) of the values that exist; std None if n < 2."""
     present = [v for v in values if v is not None]
     if not present:
-        return None, None, 0
-    std = statistics.stdev(present) if len(present) > 1 else None
-    return statistics.fmean(present), std, len(present)
+        return None, None
+    return statistics.fmean(present), statistics.stdev(present) if len(present) > 1 else None
 
 
 def aggregate(summaries: list[dict[str, Any]], presets: Sequence[str]) -> list[dict[str, Any]]:
@@ -475,7 +496,7 @@ def aggregate(summaries: list[dict[str, Any]], presets: Sequence[str]) -> list[d
         runs = [s for s in summaries if s["preset"] == preset]
         row: dict[str, Any] = {"preset": preset, "seeds": len(runs)}
         for column in COLUMNS:
-            row[f"{column.key}_mean"], row[f"{column.key}_std"], _ = mean_std([s[column.key] for s in runs])
+            row[f"{column.key}_mean"], row[f"{column.key}_std"] = mean_std([s[column.key] for s in runs])
         rows.append(row)
     return rows
 
@@ -581,6 +602,8 @@ def write_plots(spec: SweepSpec, sweep_dir: Path) -> list[Path]:
     for filename, (key, ylabel) in OVERLAYS.items():
         if plot_overlay(series, key, ylabel, out / filename):
             written.append(out / filename)
+        else:
+            (out / filename).unlink(missing_ok=True)  # no stale plot for build_results to copy
     return written
 
 

@@ -242,6 +242,7 @@ def test_a_different_spec_is_refused_before_any_compute(sweep, monkeypatch, caps
         (("grpo",), ["actor.nope=1"], "unknown config key 'actor.nope'"),
         (("grpo",), ["seed=3"], "use --seeds"),
         (("grpo", "grpo"), [], "more than once"),
+        (("grpo",), ["env.options={bogus: 1}"], "env.options"),
     ],
 )
 def test_config_errors_fail_before_any_compute(tmp_path, monkeypatch, presets, overrides, message):
@@ -266,12 +267,14 @@ def test_a_given_model_is_the_shared_start_and_is_cold_started_only_on_request(s
     tuned = sweep_spec(("grpo",), 1, 2, env="parity", overrides=[*MICRO, "sft.enabled=true"], model=given)
     start = start_model(tuned, tmp_path, cold_start_config(tuned))
     assert start == tmp_path.resolve() / "cold_start" / "sft_model"
-    assert plan_runs(tuned, tmp_path)[0].config["model"]["path"] == str(start)
+    assert plan_runs(tuned, tmp_path, start)[0].config["model"]["path"] == str(start)
 
     compare(as_given, tmp_path / "cmp", command="test", quiet=True)
     config = yaml.safe_load((tmp_path / "cmp" / "runs" / "grpo-seed0" / "config.yaml").read_text())
     assert config["model"]["path"] == given and not (tmp_path / "cmp" / "cold_start").exists()
     assert "`" + given + "` as given (no SFT)" in (tmp_path / "cmp" / "results.md").read_text()
+    with pytest.raises(ConfigError, match="does not exist"):
+        sweep_spec(("grpo",), 1, env="parity", overrides=MICRO, model=str(tmp_path / "nothing"))
 
 
 def test_steps_and_env_default_to_the_config():
