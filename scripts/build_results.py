@@ -6,8 +6,9 @@ Usage::
 
 For each sweep, in the order given: the command that produced it, the spec, the machine it
 ran on, the per-preset table (recomputed from the runs' metrics.jsonl) and the overlay
-plots. Plots and CSVs are copied to ``docs/results/<sweep-name>/``; that folder is
-replaced, so the output depends only on the sweep directories and regenerates identically.
+plots. Plots and CSVs are copied to ``docs/results/<sweep-name>/``. ``docs/results/`` is
+replaced as a whole, so the output depends only on the sweep directories given and
+regenerates identically.
 """
 
 from __future__ import annotations
@@ -18,19 +19,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from spear.trainer.compare import PLOTS, aggregate, read_sweep, results_markdown, run_summaries
+from spear.trainer.compare import OVERLAYS, PLOTS, aggregate, read_sweep, results_markdown, run_summaries
 
 ASSETS = "results"
 COPIED = ("results.csv", "runs.csv")
 
 
 def copy_assets(sweep_dir: Path, target: Path) -> list[str]:
-    """Replace ``target`` with the sweep's plots and CSVs; returns the copied plot names."""
-    shutil.rmtree(target, ignore_errors=True)
+    """Copy the sweep's plots and CSVs into ``target``; returns the copied plot names."""
     target.mkdir(parents=True)
     for name in COPIED:
         shutil.copyfile(sweep_dir / name, target / name)
-    plots = sorted(p.name for p in (sweep_dir / PLOTS).glob("*.png"))
+    plots = [name for name in OVERLAYS if (sweep_dir / PLOTS / name).is_file()]  # results.md's order
     for name in plots:
         shutil.copyfile(sweep_dir / PLOTS / name, target / name)
     return plots
@@ -57,6 +57,7 @@ def build(sweeps: list[Path], out: Path, command: str) -> str:
     if repeated:
         raise ValueError(f"sweeps: two sweep directories are named {', '.join(repeated)}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out.parent / ASSETS, ignore_errors=True)  # generated as a whole: no stale sweeps
     header = [
         "# Results",
         "",

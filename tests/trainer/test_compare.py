@@ -359,5 +359,7 @@ def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
         assert (assets / name).read_bytes() == (out / "plots" / name).read_bytes()
         assert f"(results/cmp/{name})" in text
     assert "(results/cmp/runs.csv)" in text and (assets / "runs.csv").is_file()
+    (tmp_path / "docs" / "results" / "old-sweep").mkdir()
     build_results.main([str(out), "--out", str(page)])
-    assert page.read_text() == text
+    assert page.read_text() == text  # regenerated identically, and nothing stale is left
+    assert sorted(p.name for p in (tmp_path / "docs" / "results").iterdir()) == ["cmp"]
