@@ -116,7 +116,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     out = Path(args.out) if args.out else default_sweep_dir(spec)
     command = shlex.join(["spear", *args.argv])
-    print(f"sweep directory: {out}")
     try:
         rows = compare(spec, out, command=command, quiet=args.quiet)
     except KeyboardInterrupt:

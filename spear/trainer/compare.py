@@ -391,6 +391,8 @@ def compare(spec: SweepSpec, sweep_dir: str | Path, *, command: str, quiet: bool
     plans = plan_runs(spec, sweep_dir, start)
     check_environments(plans)
     open_sweep(sweep_dir, spec, start=start, command=command, machine=machine_info())
+    if not quiet:
+        print(f"sweep directory: {sweep_dir}", flush=True)
     ensure_cold_start(spec, sweep_dir, cold_config, quiet=quiet)
     finished = sum(is_finished(plan.run_dir) for plan in plans)
     bar = tqdm(
