@@ -141,13 +141,15 @@ class RolloutEngine:
         step: int = 0,
         *,
         policy: ScriptedPolicy | None = None,
+        first_group: int = 0,
     ) -> RolloutBatch:
         """Play every task seed ``group_size`` times and return the rows (docs/ROLLOUT.md).
 
         ``step`` (the training step) names the groups (``group_id = f"{step}-{b}"``)
         and seeds the sampler together with ``config.seed``. With ``policy``, a scripted
         policy writes the responses instead of the model (demonstrations for SFT): the
-        rows then hold its tokenised text, with log-probs 0.
+        rows then hold its tokenised text, with log-probs 0. ``first_group`` numbers the
+        groups from there (a data-parallel process playing tasks ``first_group...``).
         """
         seeds = self._check_seeds(task_seeds)
         cfg = self.config
@@ -155,7 +157,9 @@ class RolloutEngine:
         max_turns = cfg.max_turns if cfg.max_turns is not None else pool.max_turns
         resets = pool.reset([seed for seed in seeds for _ in range(cfg.group_size)])
         episodes = [
-            self._start(slot, seeds[slot // cfg.group_size], step, resets[slot], pool.action_format)
+            self._start(
+                slot, seeds[slot // cfg.group_size], step, resets[slot], pool.action_format, first_group
+            )
             for slot in range(len(resets))
         ]
         device = next(self.model.parameters()).device
@@ -206,8 +210,10 @@ class RolloutEngine:
             )
         return self._pools[key]
 
-    def _start(self, slot: int, seed: int, step: int, reset: EnvReset, action_format: str) -> _Episode:
-        group = slot // self.config.group_size
+    def _start(
+        self, slot: int, seed: int, step: int, reset: EnvReset, action_format: str, first_group: int
+    ) -> _Episode:
+        group = first_group + slot // self.config.group_size
         record = TrajectoryRecord(
             group_id=f"{step}-{group}", traj_id=f"{step}-{group}-{slot % self.config.group_size}", seed=seed
         )

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from spear.algo.losses import aggregate, entropy_from_logits, policy_loss
+from spear.trainer.parallel import DataParallel
 
 
 @dataclass
@@ -123,10 +124,11 @@ def response_log_probs(
 def compute_log_probs(model: torch.nn.Module, batch: UpdateBatch, micro_batch_size: int) -> torch.Tensor:
     """Step 7: behaviour log-probs of the current policy for every response token ``[N, R]``."""
     out = torch.zeros_like(batch.old_log_prob)
+    device = next(model.parameters()).device
     for start in range(0, len(batch), micro_batch_size):
-        part = batch.slice(start, start + micro_batch_size)
+        part = batch.slice(start, start + micro_batch_size).to(device)
         log_probs, _ = response_log_probs(model, part)
-        out[start : start + len(part), : log_probs.shape[1]] = log_probs.to(out.dtype)
+        out[start : start + len(part), : log_probs.shape[1]] = log_probs.to(out.dtype).cpu()
     return out * batch.response_mask
 
 
@@ -159,7 +161,7 @@ def policy_update(
     epochs: int = 1,
     grad_clip: float = 1.0,
     generator: torch.Generator | None = None,
-    backward: Callable[[torch.Tensor], None] | None = None,
+    parallel: DataParallel | None = None,
 ) -> dict[str, float]:
     """Optimizer steps over ``batch`` in mini-batches of ``mini_batch_size`` rows (spec 2.2 step 10).
 
@@ -167,10 +169,13 @@ def policy_update(
     ``weight * (L_pg - entropy_coeff * H)``, each scaled by its share of the mini-batch's
     rows, then clips the gradient norm and steps. A mini-batch whose loss or gradient is
     not finite is skipped (and counted). Micro-batches without any valid token are skipped.
-    ``backward`` lets a distributed wrapper (accelerate) run the backward pass.
+
+    With ``parallel``, every process holds the same ``batch`` and works on its share of
+    each mini-batch; gradients are summed over processes before the clip, which gives
+    the single-process gradient of the same micro-batch split (spear.trainer.parallel).
     """
-    backward = backward if backward is not None else (lambda t: t.backward())
     params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     skipped = steps = 0
@@ -182,12 +187,14 @@ def policy_update(
     for _ in range(epochs):
         for start in range(0, len(batch), mini_batch_size):
             stop = min(start + mini_batch_size, len(batch))
+            lo, hi = parallel.shard(start, stop, micro_batch_size) if parallel is not None else (start, stop)
             optimizer.zero_grad(set_to_none=True)
             finite, any_tokens = True, False
-            for micro in range(start, stop, micro_batch_size):
-                part = batch.slice(micro, min(micro + micro_batch_size, stop))
+            for micro in range(lo, hi, micro_batch_size):
+                part = batch.slice(micro, min(micro + micro_batch_size, hi))
                 if not bool(part.response_mask.any()):
                     continue
+                part = part.to(device)
                 any_tokens = True
                 log_prob, entropy = response_log_probs(model, part, with_entropy=True)
                 pg, metrics = policy_loss(
@@ -212,12 +219,20 @@ def policy_update(
                 if not torch.isfinite(total):
                     finite = False
                     break
-                backward(total)
+                total.backward()
                 record("pg_loss", float(pg.detach()))
                 valid = part.response_mask.bool()
                 record("entropy", float(entropy.detach()[valid].mean()))
                 for name, value in metrics.items():
                     record(name, value)
+            if parallel is not None:
+                # every process takes the same branch below: flags and gradients are summed
+                flags = parallel.all_reduce_sum(
+                    torch.tensor([float(any_tokens), float(not finite)], device=device)
+                )
+                any_tokens, finite = bool(flags[0] > 0), bool(flags[1] == 0)
+                if any_tokens:
+                    parallel.sum_gradients(params)
             if not any_tokens:
                 continue
             grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
@@ -229,7 +244,20 @@ def policy_update(
             optimizer.step()
             steps += 1
     optimizer.zero_grad(set_to_none=True)
+    if parallel is not None:
+        sums, counts = _merge(parallel.gather((sums, counts)))
     out = {name: sums[name] / counts[name] for name in sums}
     out["optimizer_steps"] = float(steps)
     out["nonfinite_skipped"] = float(skipped)
     return out
+
+
+def _merge(parts: list[tuple[dict[str, float], dict[str, int]]]) -> tuple[dict[str, float], dict[str, int]]:
+    """Metric sums and counts of all processes added up (means over all micro-batches)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for part_sums, part_counts in parts:
+        for name, value in part_sums.items():
+            sums[name] = sums.get(name, 0.0) + value
+            counts[name] = counts.get(name, 0) + part_counts[name]
+    return sums, counts

@@ -44,6 +44,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    """Where checkpoint ``step`` of a run lives."""
+    return Path(run_dir) / CHECKPOINTS / f"step-{step:06d}"
+
+
 def save_checkpoint(
     run_dir: Path,
     step: int,
@@ -55,9 +60,9 @@ def save_checkpoint(
     keep: int = 2,
 ) -> Path:
     """Write checkpoint ``step`` atomically and prune all but the newest ``keep``."""
-    root = Path(run_dir) / CHECKPOINTS
+    final = checkpoint_dir(run_dir, step)
+    root, name = final.parent, final.name
     root.mkdir(parents=True, exist_ok=True)
-    name = f"step-{step:06d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
     model.save_pretrained(tmp / "model", safe_serialization=True)
     tokenizer.save_pretrained(tmp / "model")
@@ -67,7 +72,6 @@ def save_checkpoint(
         if file.is_file():
             with open(file, "rb") as f:
                 os.fsync(f.fileno())
-    final = root / name
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)

@@ -20,6 +20,7 @@ RNG), so a resumed run reproduces the uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +49,10 @@ from spear.rollout.batch import RolloutBatch
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.actor import LossSettings, UpdateBatch, collate, compute_log_probs, policy_update
-from spear.trainer.checkpoint import latest_checkpoint, load_state, save_checkpoint
+from spear.trainer.checkpoint import checkpoint_dir, latest_checkpoint, load_state, save_checkpoint
 from spear.trainer.evaluate import EvalResult, evaluate
 from spear.trainer.logger import RunLogger, write_plots
+from spear.trainer.parallel import DataParallel
 
 
 def step_seed(seed: int, step: int, salt: int) -> int:
@@ -76,19 +78,31 @@ class Trainer:
         config: a validated config (:func:`spear.trainer.config.load_config`).
         model, tokenizer: the policy (after any cold start).
         run_dir: where metrics, plots, TensorBoard files and checkpoints go.
-        optimizer: AdamW over the trainable parameters (created if None).
+        accelerator: an ``accelerate.Accelerator``: its device, mixed precision and, when
+            started with ``accelerate launch``, data parallelism over task groups
+            (:mod:`spear.trainer.parallel`). None: a single process on the model's device.
     """
 
     def __init__(self, config: dict[str, Any], model, tokenizer, run_dir: Path, *, accelerator=None) -> None:
         self.config = config
-        self.model, self.tokenizer = model, tokenizer
+        self.tokenizer = tokenizer
         self.run_dir = Path(run_dir)
-        self.accelerator = accelerator
+        self.parallel = DataParallel.from_accelerator(accelerator)
+        self.autocast = accelerator.autocast if accelerator is not None else contextlib.nullcontext
+        if accelerator is not None:
+            model = model.to(accelerator.device)
+        if self.parallel is not None:
+            tasks = config["rollout"]["tasks_per_step"]
+            if tasks % self.parallel.world_size:
+                raise ValueError(
+                    f"rollout.tasks_per_step ({tasks}) must be a multiple of the number of processes "
+                    f"({self.parallel.world_size})"
+                )
+            self.parallel.broadcast_parameters(model)
+        self.model = model
         actor = config["actor"]
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=actor["lr"], weight_decay=actor["weight_decay"])
-        if accelerator is not None:
-            self.model, self.optimizer = accelerator.prepare(self.model, self.optimizer)
         self.total_steps = config["steps"]
         self.env_name = config["env"]["name"]
         self.engine = self._engine("train", config["rollout"]["group_size"], config["rollout"]["temperature"])
@@ -101,8 +115,14 @@ class Trainer:
         self.eval_before: EvalResult | None = None
 
     # ------------------------------------------------------------------ setup
-    def _policy(self):
-        return self.accelerator.unwrap_model(self.model) if self.accelerator is not None else self.model
+    @property
+    def is_main(self) -> bool:
+        """The process that evaluates, logs and writes files."""
+        return self.parallel is None or self.parallel.is_main
+
+    def _barrier(self) -> None:
+        if self.parallel is not None:
+            self.parallel.barrier()
 
     def _engine(self, split: str, group_size: int, temperature: float) -> RolloutEngine:
         r = self.config["rollout"]
@@ -115,16 +135,20 @@ class Trainer:
             history_length=r["history_length"],
             layout=r["layout"],
             show_admissible=r["show_admissible"],
-            seed=self.config["seed"] + (0 if split == "train" else 7919),
+            seed=self.config["seed"] + (0 if split == "train" else 7919) + 104729 * self._rank,
         )
         env = self.config["env"]
         return RolloutEngine(
-            self._policy(),
+            self.model,
             self.tokenizer,
             cfg,
             env_options={**env["options"], "split": split},
             env_workers=env["workers"],
         )
+
+    @property
+    def _rank(self) -> int:
+        return self.parallel.rank if self.parallel is not None else 0
 
     def _buffer_config(self) -> dict[str, Any]:
         buffer = dict(self.config["sil"]["buffer"])
@@ -146,9 +170,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ 1: rollout
     def rollout(self, step: int) -> RolloutBatch:
+        """The step's B task seeds; with data parallelism each process plays its share and
+        every process returns the gathered global batch."""
         rng = np.random.default_rng(step_seed(self.config["seed"], step, 1))
         seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=self.config["rollout"]["tasks_per_step"])]
-        return self.engine.collect(self.env_name, seeds, step=step)
+        if self.parallel is None:
+            with self.autocast():
+                return self.engine.collect(self.env_name, seeds, step=step)
+        lo, hi = self.parallel.shard(0, len(seeds))
+        with self.autocast():
+            local = self.engine.collect(self.env_name, seeds[lo:hi], step=step, first_group=lo)
+        return RolloutBatch.concat(self.parallel.gather(local))
 
     # ------------------------------------------------------------------ 4: rewards
     def shape_rewards(self, batch: RolloutBatch, step: int) -> np.ndarray:
@@ -274,9 +306,10 @@ class Trainer:
             advantages=torch.zeros_like(mask),
         )
         if self.config["actor"]["recompute_old_log_prob"]:
-            update.old_log_prob = compute_log_probs(
-                self._policy(), update, self.config["actor"]["micro_batch_size"]
-            )
+            with self.autocast():
+                update.old_log_prob = compute_log_probs(
+                    self.model, update, self.config["actor"]["micro_batch_size"]
+                )
         timings["time/log_prob"] = time.perf_counter() - start
         update.advantages = to_token_level(self.advantages(rollout, scores), mask)
         return StepBatch(rollout, scores, update), metrics
@@ -305,22 +338,22 @@ class Trainer:
         self, batch: UpdateBatch, step: int, *, replay: bool, weight: float = 1.0
     ) -> dict[str, float]:
         actor = self.config["actor"]
-        backward = self.accelerator.backward if self.accelerator is not None else None
         self.model.train()
         try:
-            return policy_update(
-                self.model,
-                self.optimizer,
-                batch,
-                self.loss_settings(replay=replay),
-                weight=weight,
-                mini_batch_size=actor["mini_batch_size"],
-                micro_batch_size=actor["micro_batch_size"],
-                epochs=actor["ppo_epochs"],
-                grad_clip=actor["grad_clip"],
-                backward=backward,
-                generator=torch.Generator().manual_seed(step_seed(self.config["seed"], step, 3 + replay)),
-            )
+            with self.autocast():
+                return policy_update(
+                    self.model,
+                    self.optimizer,
+                    batch,
+                    self.loss_settings(replay=replay),
+                    weight=weight,
+                    mini_batch_size=actor["mini_batch_size"],
+                    micro_batch_size=actor["micro_batch_size"],
+                    epochs=actor["ppo_epochs"],
+                    grad_clip=actor["grad_clip"],
+                    generator=torch.Generator().manual_seed(step_seed(self.config["seed"], step, 3 + replay)),
+                    parallel=self.parallel,
+                )
         finally:
             self.model.eval()
 
@@ -402,25 +435,32 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, episodes: int) -> EvalResult:
-        return evaluate(self.eval_engine, self.env_name, episodes, batch_size=max(1, min(episodes, 64)))
+        with self.autocast():
+            return evaluate(self.eval_engine, self.env_name, episodes, batch_size=max(1, min(episodes, 64)))
 
     # ------------------------------------------------------------------ checkpoints
-    def save(self, step: int) -> Path:
-        state = {
-            "step": step,
-            "buffer": self.buffer.state_dict(),
-            "config": self.config,
-            "eval_before": self.eval_before.as_dict() if self.eval_before is not None else None,
-        }
-        return save_checkpoint(
-            self.run_dir,
-            step,
-            model=self._policy(),
-            tokenizer=self.tokenizer,
-            optimizer=self.optimizer,
-            state=state,
-            keep=self.config["checkpoint"]["keep"],
-        )
+    def save(self, step: int, *, wait: bool = True) -> Path:
+        """Write the checkpoint of ``step`` (main process; the others wait for it when ``wait``)."""
+        path = checkpoint_dir(self.run_dir, step)
+        if self.is_main:
+            state = {
+                "step": step,
+                "buffer": self.buffer.state_dict(),
+                "config": self.config,
+                "eval_before": self.eval_before.as_dict() if self.eval_before is not None else None,
+            }
+            path = save_checkpoint(
+                self.run_dir,
+                step,
+                model=self.model,
+                tokenizer=self.tokenizer,
+                optimizer=self.optimizer,
+                state=state,
+                keep=self.config["checkpoint"]["keep"],
+            )
+        if wait:
+            self._barrier()
+        return path
 
     def resume(self) -> int:
         """Restore optimizer, buffer and step from the newest complete checkpoint (the caller
@@ -441,28 +481,41 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def fit(self, *, progress: bool = True, logger: RunLogger | None = None) -> dict[str, Any]:
-        """Train from ``start_step`` to ``steps``; returns a summary with eval before -> after."""
+        """Train from ``start_step`` to ``steps``; returns a summary with eval before -> after.
+
+        With data parallelism every process trains; only the main one evaluates, logs and
+        writes files (the others wait at its checkpoints).
+        """
         cfg = self.config
-        logger = logger or RunLogger(
-            self.run_dir,
-            tensorboard=cfg["logging"]["tensorboard"],
-            resume_step=self.start_step - 1 if self.start_step > 1 else None,
-        )
-        if self.eval_before is None and cfg["eval"]["final_episodes"] > 0:
+        main = self.is_main
+        if main:
+            logger = logger or RunLogger(
+                self.run_dir,
+                tensorboard=cfg["logging"]["tensorboard"],
+                resume_step=self.start_step - 1 if self.start_step > 1 else None,
+            )
+        if main and self.eval_before is None and cfg["eval"]["final_episodes"] > 0:
             self.eval_before = self.evaluate(cfg["eval"]["final_episodes"])
             logger.log(
                 0, {"eval/success_rate": self.eval_before.success_rate, "eval/score": self.eval_before.score}
             )
-        bar = _progress(self.start_step, self.total_steps, enabled=progress)
+        bar = _progress(self.start_step, self.total_steps, enabled=progress and main)
         completed = self.start_step - 1
         try:
             for step in range(self.start_step, self.total_steps + 1):
                 metrics = self.train_step(step)
                 every = cfg["eval"]["every"]
-                if every and step % every == 0 and step < self.total_steps and cfg["eval"]["episodes"]:
+                if (
+                    main
+                    and every
+                    and step % every == 0
+                    and step < self.total_steps
+                    and cfg["eval"]["episodes"]
+                ):
                     result = self.evaluate(cfg["eval"]["episodes"])
                     metrics["eval/success_rate"], metrics["eval/score"] = result.success_rate, result.score
-                logger.log(step, metrics)
+                if main:
+                    logger.log(step, metrics)
                 if cfg["checkpoint"]["every"] and step % cfg["checkpoint"]["every"] == 0:
                     self.save(step)
                 completed = step
@@ -475,8 +528,8 @@ class Trainer:
                 )
         except KeyboardInterrupt:
             bar.close()
-            if completed >= self.start_step:
-                path = self.save(completed)
+            if main and completed >= self.start_step:
+                path = self.save(completed, wait=False)
                 print(
                     f"\ninterrupted: checkpoint of step {completed} written to {path}; "
                     f"resume with: spear train --resume {self.run_dir}"
@@ -484,20 +537,23 @@ class Trainer:
             raise
         bar.close()
         after = None
-        if cfg["eval"]["final_episodes"] > 0:
+        if main and cfg["eval"]["final_episodes"] > 0:
             after = self.evaluate(cfg["eval"]["final_episodes"])
             logger.log(
                 self.total_steps,
                 {"eval/final_success_rate": after.success_rate, "eval/final_score": after.score},
             )
-        self.save(self.total_steps)
-        final = self.run_dir / "final_model"
-        self._policy().save_pretrained(final, safe_serialization=True)
-        self.tokenizer.save_pretrained(final)
-        save_run_settings(final, cfg)
-        if cfg["logging"]["plots"]:
-            write_plots(logger.history(), self.run_dir / "plots")
-        logger.close()
+        if not (cfg["checkpoint"]["every"] and self.total_steps % cfg["checkpoint"]["every"] == 0):
+            self.save(self.total_steps)
+        if main:
+            final = self.run_dir / "final_model"
+            self.model.save_pretrained(final, safe_serialization=True)
+            self.tokenizer.save_pretrained(final)
+            save_run_settings(final, cfg)
+            if cfg["logging"]["plots"]:
+                write_plots(logger.history(), self.run_dir / "plots")
+            logger.close()
+        self._barrier()
         return {"eval_before": self.eval_before, "eval_after": after, "run_dir": str(self.run_dir)}
 
 

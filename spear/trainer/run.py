@@ -64,14 +64,44 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
             f"vocabulary {len(tokenizer)}) in {run_dir / 'initial_model'}",
             quiet=quiet,
         )
-    if model_cfg["gradient_checkpointing"]:
-        model.gradient_checkpointing_enable()
-    sft_enabled = config["sft"]["enabled"]
-    if sft_enabled is True or (sft_enabled == "auto" and model_cfg["path"] is None):
+    if _runs_sft(config):
         cold_start(model, tokenizer, config, run_dir, quiet=quiet)
-    if model_cfg["lora"]["enabled"]:
-        model = apply_lora(model, model_cfg["lora"])
-    return model, tokenizer
+    return _ready_for_rl(model, config), tokenizer
+
+
+def _runs_sft(config: dict[str, Any]) -> bool:
+    enabled = config["sft"]["enabled"]
+    return enabled is True or (enabled == "auto" and config["model"]["path"] is None)
+
+
+def _ready_for_rl(model: Any, config: dict[str, Any]) -> Any:
+    if config["model"]["gradient_checkpointing"]:
+        model.gradient_checkpointing_enable()
+    if config["model"]["lora"]["enabled"]:
+        model = apply_lora(model, config["model"]["lora"])
+    return model
+
+
+def load_replica(config: dict[str, Any], run_dir: Path) -> tuple[Any, Any]:
+    """The policy ``setup_model`` produced in ``run_dir``, loaded by the other processes of a
+    data-parallel run (which wait while the main process builds and cold-starts it)."""
+    if _runs_sft(config):
+        path = run_dir / "sft_model"
+    else:
+        path = Path(config["model"]["path"]) if config["model"]["path"] else run_dir / "initial_model"
+    model, tokenizer = load_model_and_tokenizer(path, dtype=_dtype(config))
+    return _ready_for_rl(model, config), tokenizer
+
+
+def make_accelerator(config: dict[str, Any]) -> Any:
+    """An ``accelerate.Accelerator`` for the run: bf16 autocast on GPU when ``model.dtype`` is
+    auto; data parallel when started with ``accelerate launch`` (spear.trainer.parallel)."""
+    from accelerate import Accelerator
+
+    gpu = torch.cuda.is_available()
+    mixed = "bf16" if config["model"]["dtype"] == "auto" and gpu else "no"
+    # cpu=True lets accelerate recognise a multi-process CPU launch (gloo) from torchrun's variables
+    return Accelerator(mixed_precision=mixed, cpu=not gpu)
 
 
 def apply_lora(model: Any, lora: dict[str, Any]) -> Any:
@@ -140,6 +170,7 @@ def cold_start(
         lr=sft["lr"],
         batch_size=sft["batch_size"],
         seed=config["seed"],
+        prompt_weight=sft["prompt_weight"],
         progress=progress,
     )
     bar.close()
@@ -174,12 +205,27 @@ def prepare_run_dir(config: dict[str, Any], run_dir: str | Path | None) -> Path:
 def train(
     config: dict[str, Any], *, run_dir: str | Path | None = None, quiet: bool = False
 ) -> dict[str, Any]:
-    """Cold start (if any) + RL + final evaluation; returns the summary ``Trainer.fit`` gives."""
-    path = prepare_run_dir(config, run_dir)
+    """Cold start (if any) + RL + final evaluation; returns the summary ``Trainer.fit`` gives.
+
+    Under ``accelerate launch`` the main process prepares the run directory and the model;
+    the others wait, load the same model and train their share (spear.trainer.parallel).
+    """
+    from accelerate.utils import broadcast_object_list
+
+    accelerator = make_accelerator(config)
+    main = accelerator.is_main_process
     torch.manual_seed(config["seed"])
-    say(f"run directory: {path}", quiet=quiet)
-    model, tokenizer = setup_model(config, path, quiet=quiet)
-    trainer = Trainer(config, model, tokenizer, path)
+    path = prepare_run_dir(config, run_dir) if main else None
+    if accelerator.num_processes > 1:
+        path = Path(broadcast_object_list([str(path)])[0])
+        config["run_dir"] = str(path)
+    say(f"run directory: {path}", quiet=quiet or not main)
+    if main:
+        model, tokenizer = setup_model(config, path, quiet=quiet)
+    accelerator.wait_for_everyone()
+    if not main:
+        model, tokenizer = load_replica(config, path)
+    trainer = Trainer(config, model, tokenizer, path, accelerator=accelerator)
     return trainer.fit(progress=not quiet)
 
 
@@ -194,9 +240,12 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
     if config["model"]["lora"]["enabled"]:
         raise ConfigError("resuming LoRA runs is not supported yet; start a new run from the saved adapter")
     model, tokenizer = load_model_and_tokenizer(checkpoint / "model", dtype=_dtype(config))
-    trainer = Trainer(config, model, tokenizer, path)
+    if config["model"]["gradient_checkpointing"]:
+        model.gradient_checkpointing_enable()
+    accelerator = make_accelerator(config)
+    trainer = Trainer(config, model, tokenizer, path, accelerator=accelerator)
     step = trainer.resume()
-    say(f"resuming {path} after step {step}", quiet=quiet)
+    say(f"resuming {path} after step {step}", quiet=quiet or not accelerator.is_main_process)
     return trainer.fit(progress=not quiet)
 
 
