@@ -547,8 +547,7 @@ class Trainer:
             self.save(self.total_steps)
         if main:
             final = self.run_dir / "final_model"
-            self.model.save_pretrained(final, safe_serialization=True)
-            self.tokenizer.save_pretrained(final)
+            save_final_model(self.model, self.tokenizer, final)
             save_run_settings(final, cfg)
             if cfg["logging"]["plots"]:
                 write_plots(logger.history(), self.run_dir / "plots")
@@ -558,6 +557,16 @@ class Trainer:
 
 
 RUN_SETTINGS = "spear_run.yaml"
+
+
+def save_final_model(model, tokenizer, out: Path) -> None:
+    """The trained policy as a standalone HF model. A LoRA (peft) policy also keeps its
+    adapter in ``<out>_adapter`` and is saved merged, so ``from_pretrained`` loads it alone."""
+    if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(Path(f"{out}_adapter"), safe_serialization=True)
+        model = model.merge_and_unload()
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
 
 
 def save_run_settings(model_dir: Path, config: dict[str, Any]) -> None:
