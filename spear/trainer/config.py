@@ -57,6 +57,18 @@ def _preset_text(name: str) -> str:
     return path.read_text()
 
 
+def preset_overrides(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What preset ``name`` changes over base.yaml. A preset may start from another one with
+    ``defaults: <preset>`` (the ablations start from ``spear``) and change only what differs."""
+    if name in _seen:
+        raise ConfigError(f"presets inherit in a cycle: {' -> '.join([*_seen, name])}")
+    overrides = _read_yaml(_preset_text(name), f"preset '{name}'")
+    parent = overrides.pop("defaults", None)
+    if parent is None:
+        return overrides
+    return merge(preset_overrides(parent, (*_seen, name)), overrides, strict=False)
+
+
 def merge(
     base: dict[str, Any], update: dict[str, Any], *, path: str = "", strict: bool = True
 ) -> dict[str, Any]:
@@ -110,7 +122,7 @@ def load_config(
 ) -> dict[str, Any]:
     """Resolve base + preset (+ a user YAML file) + overrides into a validated config dict."""
     config = _read_yaml(_preset_text(BASE), "presets/base.yaml")
-    config = merge(config, _read_yaml(_preset_text(preset), f"preset '{preset}'"))
+    config = merge(config, preset_overrides(preset))
     config["preset"] = preset
     if config_file is not None:
         path = Path(config_file)

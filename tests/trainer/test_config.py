@@ -80,3 +80,34 @@ def test_a_user_yaml_file_is_merged(tmp_path):
         load_config("grpo", config_file=path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("grpo", config_file=tmp_path / "missing.yaml")
+
+
+def test_ablation_presets_change_exactly_one_switch_of_spear():
+    spear = load_config("spear")
+    changed = {
+        "spear-no-tool-reward": ("algorithm", "tool_reward", "schedule", "none"),
+        "spear-no-sil": ("sil", "enabled", None, False),
+        "spear-decay-recal": ("sil", "buffer", "recalibration", "decay"),
+        "spear-prioritized": ("sil", "buffer", "sampling", "prioritized"),
+    }
+    for name, (section, key, sub, value) in changed.items():
+        config = load_config(name)
+        expected = load_config("spear")
+        if sub is None:
+            expected[section][key] = value
+        else:
+            expected[section][key][sub] = value
+        expected["preset"] = name
+        assert config == expected, name
+    vanilla = load_config("spear-vanilla-loss")
+    assert (vanilla["actor"]["loss_mode"], vanilla["sil"]["loss_mode"]) == ("vanilla", "vanilla")
+    assert vanilla["sil"]["cov"] == spear["sil"]["cov"]
+
+
+def test_preset_inheritance_cycles_are_reported(monkeypatch):
+    from spear.trainer import config as config_module
+
+    texts = {"a": "defaults: b\n", "b": "defaults: a\n"}
+    monkeypatch.setattr(config_module, "_preset_text", lambda name: texts[name])
+    with pytest.raises(ConfigError, match="a -> b -> a"):
+        config_module.preset_overrides("a")
