@@ -50,6 +50,7 @@ from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.actor import LossSettings, UpdateBatch, collate, compute_log_probs, policy_update
 from spear.trainer.checkpoint import checkpoint_dir, latest_checkpoint, load_state, save_checkpoint
+from spear.trainer.config import ConfigError
 from spear.trainer.evaluate import EvalResult, evaluate
 from spear.trainer.logger import RunLogger, write_plots
 from spear.trainer.parallel import DataParallel
@@ -94,7 +95,7 @@ class Trainer:
         if self.parallel is not None:
             tasks = config["rollout"]["tasks_per_step"]
             if tasks % self.parallel.world_size:
-                raise ValueError(
+                raise ConfigError(
                     f"rollout.tasks_per_step ({tasks}) must be a multiple of the number of processes "
                     f"({self.parallel.world_size})"
                 )

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from spear.trainer.config import ConfigError
+
 SUPPORTED = ("NO", "MULTI_CPU", "MULTI_GPU")
 
 
@@ -38,14 +40,14 @@ class DataParallel:
     def from_accelerator(cls, accelerator: Any) -> DataParallel | None:
         """The group of an ``accelerate`` run, or None for a single process.
 
-        Raises ValueError for launch modes this trainer does not implement (FSDP,
+        Raises ConfigError for launch modes this trainer does not implement (FSDP,
         DeepSpeed, ...), naming the mode.
         """
         if accelerator is None:
             return None
         mode = getattr(accelerator.distributed_type, "name", str(accelerator.distributed_type))
         if mode not in SUPPORTED:
-            raise ValueError(
+            raise ConfigError(
                 f"accelerate launch mode {mode} is not supported by spear's trainer; use plain "
                 "multi-process data parallelism (accelerate launch --multi_gpu, or --cpu) instead"
             )

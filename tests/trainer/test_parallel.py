@@ -176,3 +176,17 @@ def test_accelerate_two_process_run_keeps_replicas_identical(tmp_path):
     assert [x["step"] for x in steps] == [1, 2]  # logged once, by the main process
     assert all(x["rollout/episodes"] == 8 for x in steps)  # the global batch: 4 tasks x 2 copies
     assert (tmp_path / "run" / "final_model" / "config.json").is_file()
+
+
+def test_sharded_launch_modes_are_refused_by_name():
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from spear.trainer.config import ConfigError
+
+    fsdp = SimpleNamespace(distributed_type=DistributedType.FSDP, num_processes=2, process_index=0)
+    with pytest.raises(ConfigError, match="FSDP is not supported"):
+        DataParallel.from_accelerator(fsdp)
+    single = SimpleNamespace(distributed_type=DistributedType.NO, num_processes=1, process_index=0)
+    assert DataParallel.from_accelerator(single) is None
