@@ -245,15 +245,12 @@ def cold_start_config(spec: SweepSpec) -> dict[str, Any]:
     return load_config(spec.presets[0], [*_sweep_overrides(spec), *model, f"seed={spec.seeds[0]}"])
 
 
-def _runs_sft(config: dict[str, Any]) -> bool:
-    enabled = config["sft"]["enabled"]
-    return enabled is True or (enabled == "auto" and config["model"]["path"] is None)
-
-
 def start_model(spec: SweepSpec, sweep_dir: Path, cold_config: dict[str, Any]) -> Path:
     """The model every run starts from: the shared cold start, or ``--model`` as given."""
+    from spear.trainer.run import runs_sft
+
     cold = Path(sweep_dir).resolve() / COLD_START
-    if _runs_sft(cold_config):
+    if runs_sft(cold_config):
         return cold / "sft_model"
     if spec.model is None:
         return cold / "initial_model"  # embedded model with sft.enabled=false: shared, untrained
@@ -299,9 +296,9 @@ def check_environments(plans: list[RunPlan]) -> None:
 def ensure_cold_start(spec: SweepSpec, sweep_dir: Path, cold_config: dict[str, Any], *, quiet: bool) -> None:
     """Build the shared starting model once: into a temporary folder, renamed when complete,
     so an interrupted cold start is redone rather than half-used."""
-    from spear.trainer.run import setup_model
+    from spear.trainer.run import runs_sft, setup_model
 
-    if spec.model is not None and not _runs_sft(cold_config):
+    if spec.model is not None and not runs_sft(cold_config):
         return
     final = Path(sweep_dir) / COLD_START
     if final.is_dir():

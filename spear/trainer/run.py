@@ -64,12 +64,13 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
             f"vocabulary {len(tokenizer)}) in {run_dir / 'initial_model'}",
             quiet=quiet,
         )
-    if _runs_sft(config):
+    if runs_sft(config):
         cold_start(model, tokenizer, config, run_dir, quiet=quiet)
     return _ready_for_rl(model, config), tokenizer
 
 
-def _runs_sft(config: dict[str, Any]) -> bool:
+def runs_sft(config: dict[str, Any]) -> bool:
+    """Whether ``setup_model`` cold-starts: ``sft.enabled`` true, or auto for the embedded model."""
     enabled = config["sft"]["enabled"]
     return enabled is True or (enabled == "auto" and config["model"]["path"] is None)
 
@@ -85,7 +86,7 @@ def _ready_for_rl(model: Any, config: dict[str, Any]) -> Any:
 def load_replica(config: dict[str, Any], run_dir: Path) -> tuple[Any, Any]:
     """The policy ``setup_model`` produced in ``run_dir``, loaded by the other processes of a
     data-parallel run (which wait while the main process builds and cold-starts it)."""
-    if _runs_sft(config):
+    if runs_sft(config):
         path = run_dir / "sft_model"
     else:
         path = Path(config["model"]["path"]) if config["model"]["path"] else run_dir / "initial_model"
