@@ -131,8 +131,18 @@ def load_config(
         config = merge(config, _read_yaml(path.read_text(), str(path)))
     for item in overrides or []:
         apply_override(config, *parse_override(item))
+    resolve_env_options(config)
     validate(config)
     return config
+
+
+def resolve_env_options(config: dict[str, Any]) -> None:
+    """``env.options`` over ``env.defaults[env.name]``; the resolved config keeps only the options."""
+    env = config["env"]
+    defaults = env.pop("defaults", None) or {}
+    if not isinstance(defaults, dict) or not isinstance(env.get("options"), dict):
+        raise ConfigError("config keys 'env.defaults' and 'env.options' must be mappings")
+    env["options"] = {**(defaults.get(env["name"]) or {}), **env["options"]}
 
 
 # ----------------------------------------------------------------------------- validation

@@ -111,3 +111,16 @@ def test_preset_inheritance_cycles_are_reported(monkeypatch):
     monkeypatch.setattr(config_module, "_preset_text", lambda name: texts[name])
     with pytest.raises(ConfigError, match="a -> b -> a"):
         config_module.preset_overrides("a")
+
+
+def test_env_options_start_from_the_chosen_environments_defaults():
+    assert load_config("spear")["env"]["options"] == {
+        "num_receptacles": 4,
+        "num_distractors": 1,
+        "max_turns": 12,
+    }
+    assert load_config("spear", ["env.name=shop"])["env"]["options"] == {"max_turns": 10}
+    assert load_config("spear", ["env.name=textworld"])["env"]["options"] == {}
+    merged = load_config("spear", ["env.options={max_turns: 5}"])["env"]
+    assert merged["options"] == {"num_receptacles": 4, "num_distractors": 1, "max_turns": 5}
+    assert "defaults" not in merged  # the resolved config keeps only what the run uses
