@@ -56,6 +56,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.preset, _train_overrides(args), config_file=args.config)
         summary = train(config, run_dir=args.run_dir, quiet=args.quiet)
+    if not summary["is_main"]:
+        return 0  # under accelerate launch, the main process reports
     before, after = summary["eval_before"], summary["eval_after"]
     if before is not None and after is not None:
         print(

@@ -554,7 +554,12 @@ class Trainer:
                 write_plots(logger.history(), self.run_dir / "plots")
             logger.close()
         self._barrier()
-        return {"eval_before": self.eval_before, "eval_after": after, "run_dir": str(self.run_dir)}
+        return {
+            "eval_before": self.eval_before,
+            "eval_after": after,
+            "run_dir": str(self.run_dir),
+            "is_main": main,
+        }
 
 
 RUN_SETTINGS = "spear_run.yaml"
