@@ -2,7 +2,8 @@
 
     pip install -e '.[bench]'     # TRL, pinned; CI does not need it
     .venv/bin/python benchmarks/bench_trl_peer.py [--steps 5] [--warmup 1] [--batch 4] \\
-        [--group-size 4] [--max-new-tokens 64] [--seed 0] [--json OUT]
+        [--group-size 4] [--max-new-tokens 64] [--seed 0] [--threads N] [--rounds R] \\
+        [--sides trl,ours,preset] [--json OUT]
 
 The job: single-turn math (the ``math`` environment with ``max_turns=1``: one answer per
 question, boxed, no code-interpreter turn), B questions x G samples per step, one
@@ -24,17 +25,20 @@ and saved to a temporary folder; this measures speed only, so no cold start is n
   ``algorithm.group_filter.ratio=1.0``: exactly Dr. GRPO, the loss TRL computes. The
   preset as shipped is reported as a second row.
 
-Each side runs in its own fresh Python process, one after the other. Seconds per step is
+Each side runs in its own fresh Python process, one after the other (``--rounds`` repeats
+that, reversing the order every round, and pools the measured steps). Seconds per step is
 the wall time of a whole step (rollout, rewards, update; for TRL everything between two
 ``on_step_end`` callbacks), the first ``--warmup`` steps excluded; generated tokens/s is the
-number of sampled tokens (EOS included) divided by that time. Completion lengths can differ
-(spear also stops at ``</tool_call>``), so tokens/s is the fair measure and the table shows
-the mean completion length each side actually generated.
+number of sampled tokens (EOS included) divided by that time. Both sides sample until EOS or
+the budget (spear's engine is told not to end a turn at ``</tool_call>``, which it does for
+multi-turn tool use); the samples still differ, so tokens/s is the fair measure and the table
+shows the mean completion length each side actually generated.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -168,6 +172,9 @@ def run_spear(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     steps: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, model, tokenizer, Path(tmp) / "run")
+        # TRL samples until EOS or the budget; spear's engine would also end a turn at "</tool_call>"
+        # (a multi-turn feature; with one turn it only ends the answer early). Same stopping rule here.
+        trainer.engine.config = dataclasses.replace(trainer.engine.config, stop=())
         for step in range(1, config["steps"] + 1):
             start = time.perf_counter()
             metrics = trainer.train_step(step)
