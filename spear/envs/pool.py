@@ -405,8 +405,11 @@ class EnvPool:
         self.close()
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
+        # not contextlib.suppress: at interpreter exit module globals may already be None
+        try:  # noqa: SIM105
             self.close()
+        except Exception:
+            pass
 
     # -- bookkeeping --------------------------------------------------------
     def _record_reset(self, slot: int, seed: int, result: EnvReset) -> None:
