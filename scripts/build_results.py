@@ -19,7 +19,17 @@ import shutil
 import sys
 from pathlib import Path
 
-from spear.trainer.compare import OVERLAYS, PLOTS, aggregate, read_sweep, results_markdown, run_summaries
+from spear.trainer.compare import (
+    OVERLAYS,
+    PLOTS,
+    aggregate,
+    finished_runs,
+    read_metrics,
+    read_sweep,
+    results_markdown,
+    run_summaries,
+)
+from spear.trainer.evidence import diagnostics_table, gains_table, run_diagnostics
 
 ASSETS = "results"
 COPIED = ("results.csv", "runs.csv")
@@ -38,10 +48,11 @@ def copy_assets(sweep_dir: Path, target: Path) -> list[str]:
 
 def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
     spec, record = read_sweep(sweep_dir)
-    rows = aggregate(run_summaries(spec, sweep_dir), spec.presets)
+    summaries = run_summaries(spec, sweep_dir)
+    rows = aggregate(summaries, spec.presets)
     link = f"{ASSETS}/{sweep_dir.name}"
     plots = copy_assets(sweep_dir, docs_dir / link)
-    return results_markdown(
+    table = results_markdown(
         spec,
         record,
         rows,
@@ -49,9 +60,26 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
         plots=[f"{link}/{name}" for name in plots],
         runs_csv=f"{link}/runs.csv",
     )
+    diagnostics: dict[str, list] = {}
+    for preset, _, run_dir in finished_runs(spec, sweep_dir):
+        diagnostics.setdefault(preset, []).append(run_diagnostics(read_metrics(run_dir)))
+    return "\n".join(
+        [
+            table.rstrip("\n"),
+            "",
+            f"### {sweep_dir.name}: gains over the base method, paired by seed (mean ± std of differences)",
+            "",
+            gains_table(summaries, spec.presets),
+            "",
+            f"### {sweep_dir.name}: mechanism diagnostics (mean over seeds)",
+            "",
+            diagnostics_table(diagnostics),
+            "",
+        ]
+    )
 
 
-def build(sweeps: list[Path], out: Path, command: str) -> str:
+def build(sweeps: list[Path], out: Path, command: str, notes: Path | None = None) -> str:
     names = [s.name for s in sweeps]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -70,6 +98,8 @@ def build(sweeps: list[Path], out: Path, command: str) -> str:
         "",
     ]
     sections = [sweep_section(s, out.parent) for s in sweeps]
+    if notes is not None:  # the analysis is written by people; everything above it is generated
+        sections.append(f"## Notes (written by hand, from `{notes.name}`)\n\n{notes.read_text().strip()}\n")
     text = "\n".join(header) + "\n" + "\n".join(sections)
     out.write_text(text)
     return text
@@ -79,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep directories written by spear compare")
     parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"))
+    parser.add_argument("--notes", type=Path, help="a Markdown file of analysis appended verbatim")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "scripts/build_results.py", *argv])
-    build([s.resolve() for s in args.sweeps], args.out, command)
+    build([s.resolve() for s in args.sweeps], args.out, command, args.notes)
     print(f"wrote {args.out}")
     return 0
 

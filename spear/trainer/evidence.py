@@ -1,0 +1,134 @@
+"""What a finished sweep says about the paper's claims (spec 5, 6): paired gains and diagnostics.
+
+Runs of one sweep with the same seed start from the same cold-start weights and
+draw the same task seeds, so the gain of a method over its base is measured per seed
+(``method - base``) and then averaged; the seed-to-seed spread of the difference is
+the honest error bar.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+# (method, base) pairs of the paper's tables, and the ablations of spec 6 against full SPEAR
+PAIRS = (
+    ("spear", "drbot"),
+    ("spear", "grpo"),
+    ("grpo+spear", "grpo"),
+    ("gigpo+spear", "gigpo"),
+)
+# the paper's ALFWorld gains in success points with Qwen2.5-1.5B-Instruct (spec 5), for reference
+PAPER_ALFWORLD_GAIN = {("grpo+spear", "grpo"): 16.1, ("gigpo+spear", "gigpo"): 5.1, ("spear", "drbot"): 8.6}
+
+
+def pairs_for(presets: Sequence[str]) -> list[tuple[str, str]]:
+    """The (method, base) pairs whose both presets ran: paper pairs, then ablation vs spear."""
+    present = set(presets)
+    pairs = [(a, b) for a, b in PAIRS if a in present and b in present]
+    if "spear" in present:
+        pairs += [(p, "spear") for p in presets if p.startswith("spear-")]
+    return pairs
+
+
+def paired_difference(
+    summaries: Sequence[dict[str, Any]], method: str, base: str, key: str
+) -> tuple[float | None, float | None, int]:
+    """Mean and sample std over seeds of ``summary[key]`` of ``method`` minus ``base``, and the
+    number of seeds where both have the value."""
+    by_seed = {(s["preset"], s["seed"]): s.get(key) for s in summaries}
+    diffs = [
+        by_seed[(method, seed)] - by_seed[(base, seed)]
+        for (preset, seed) in by_seed
+        if preset == method and by_seed[(method, seed)] is not None and by_seed.get((base, seed)) is not None
+    ]
+    if not diffs:
+        return None, None, 0
+    std = statistics.stdev(diffs) if len(diffs) > 1 else None
+    return statistics.fmean(diffs), std, len(diffs)
+
+
+def ratio_of_means(summaries: Sequence[dict[str, Any]], method: str, base: str, key: str) -> float | None:
+    values = {
+        p: [s[key] for s in summaries if s["preset"] == p and s.get(key) is not None] for p in (method, base)
+    }
+    if not values[method] or not values[base]:
+        return None
+    return statistics.fmean(values[method]) / statistics.fmean(values[base])
+
+
+def run_diagnostics(records: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per-run mechanism statistics from ``metrics.jsonl`` lines: how often the SIL buffer fired,
+    how large its batches were, how much the updates moved the policy, invalid actions early/late."""
+    steps = [r for r in records if "rollout/success_rate" in r]
+
+    def mean(key: str, rows: list[dict[str, Any]] = steps) -> float | None:
+        values = [r[key] for r in rows if r.get(key) is not None]
+        return statistics.fmean(values) if values else None
+
+    fired = [r for r in steps if r.get("sil/fired")]
+    k = max(1, len(steps) // 10)
+    return {
+        "sil_fired": float(len(fired)),
+        "replay_rows": mean("sil/replay_rows", fired),
+        "ppo_clipfrac": mean("actor/ppo_clipfrac"),
+        "cov_clipfrac": mean("actor/cov_clipfrac"),
+        "approx_kl": mean("actor/approx_kl"),
+        "invalid_start": mean("rollout/invalid_action_rate", steps[:k]),
+        "invalid_end": mean("rollout/invalid_action_rate", steps[-k:]),
+    }
+
+
+DIAGNOSTICS = (
+    ("sil_fired", "SIL fired (steps)", 1.0, 1),
+    ("replay_rows", "replay rows when fired", 1.0, 0),
+    ("ppo_clipfrac", "PPO clip fraction", 1.0, 4),
+    ("cov_clipfrac", "Cov clip fraction", 1.0, 4),
+    ("approx_kl", "approx. KL per update", 1.0, 5),
+    ("invalid_start", "invalid actions, first 10% (%)", 100.0, 1),
+    ("invalid_end", "invalid actions, last 10% (%)", 100.0, 1),
+)
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 1, sign: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{scale * value:{'+' if sign else ''}.{digits}f}"
+
+
+def gains_table(summaries: Sequence[dict[str, Any]], presets: Sequence[str]) -> str:
+    """Markdown: per (method, base) pair, paired gains in success points and the step-time ratio."""
+    header = (
+        "| method | base | seeds | final eval success gain (points) | eval AUC gain (points) "
+        "| rollout success AUC gain (points) | s/step ratio | paper, ALFWorld (points) |"
+    )
+    lines = [header, "|" + "---|" * 8]
+    for method, base in pairs_for(presets):
+        cells = []
+        n = 0
+        for key in ("final_success", "eval_auc", "success_auc"):
+            mean, std, n_key = paired_difference(summaries, method, base, key)
+            n = max(n, n_key)
+            text = _fmt(mean, 100.0, 1, sign=True)
+            cells.append(text if std is None else f"{text} ± {100.0 * std:.1f}")
+        ratio = ratio_of_means(summaries, method, base, "time_per_step")
+        paper = PAPER_ALFWORLD_GAIN.get((method, base))
+        lines.append(
+            f"| {method} | {base} | {n} | {' | '.join(cells)} | {_fmt(ratio, 1.0, 2)} "
+            f"| {_fmt(paper, 1.0, 1, sign=True)} |"
+        )
+    return "\n".join(lines)
+
+
+def diagnostics_table(diagnostics: dict[str, list[dict[str, float | None]]]) -> str:
+    """Markdown: per preset, the mean over seeds of each :func:`run_diagnostics` value."""
+    lines = ["| preset | " + " | ".join(title for _, title, _, _ in DIAGNOSTICS) + " |"]
+    lines.append("|" + "---|" * (len(DIAGNOSTICS) + 1))
+    for preset, runs in diagnostics.items():
+        cells = []
+        for key, _, scale, digits in DIAGNOSTICS:
+            values = [r[key] for r in runs if r[key] is not None]
+            cells.append(_fmt(statistics.fmean(values) if values else None, scale, digits))
+        lines.append(f"| {preset} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""Paired gains and mechanism diagnostics of a sweep, against values computed by hand."""
+
+import pytest
+
+from spear.trainer.evidence import (
+    gains_table,
+    paired_difference,
+    pairs_for,
+    ratio_of_means,
+    run_diagnostics,
+)
+
+
+def summary(preset, seed, final, step_time=1.0):
+    return {
+        "preset": preset,
+        "seed": seed,
+        "final_success": final,
+        "eval_auc": None,
+        "success_auc": final,
+        "time_per_step": step_time,
+    }
+
+
+SUMMARIES = [
+    summary("drbot", 0, 0.30, 2.0),
+    summary("spear", 0, 0.40, 2.2),
+    summary("drbot", 1, 0.20, 2.0),
+    summary("spear", 1, 0.50, 2.4),
+    summary("spear", 2, 0.90),  # no drbot run with seed 2: not paired
+]
+
+
+def test_differences_are_paired_by_seed():
+    mean, std, n = paired_difference(SUMMARIES, "spear", "drbot", "final_success")
+    # seed 0: +0.10, seed 1: +0.30 -> mean 0.20, sample std sqrt(0.02) = 0.1414
+    assert n == 2
+    assert mean == pytest.approx(0.20)
+    assert std == pytest.approx(0.02**0.5)
+    assert paired_difference(SUMMARIES, "spear", "drbot", "eval_auc") == (None, None, 0)
+
+
+def test_step_time_ratio_and_pairs():
+    # spear mean (2.2 + 2.4 + 1.0) / 3 = 1.8667 over drbot 2.0
+    assert ratio_of_means(SUMMARIES, "spear", "drbot", "time_per_step") == pytest.approx(
+        1.8667 / 2.0, rel=1e-4
+    )
+    presets = ["grpo", "drbot", "spear", "spear-no-sil", "gigpo"]
+    assert pairs_for(presets) == [("spear", "drbot"), ("spear", "grpo"), ("spear-no-sil", "spear")]
+
+
+def test_gains_table_shows_points_and_the_papers_reference():
+    table = gains_table(SUMMARIES, ["drbot", "spear"])
+    row = table.splitlines()[2]
+    assert row.startswith("| spear | drbot | 2 | +20.0 ± 14.1 | n/a | +20.0 ± 14.1 | 0.93 | +8.6 |")
+
+
+def test_run_diagnostics():
+    records = [{"step": 0, "eval/success_rate": 0.5}] + [
+        {
+            "step": t,
+            "rollout/success_rate": 0.1,
+            "rollout/invalid_action_rate": 0.1 * t,
+            "sil/fired": float(t % 5 == 0),
+            "sil/replay_rows": 32.0 if t % 5 == 0 else 0.0,
+            "actor/ppo_clipfrac": 0.01,
+        }
+        for t in range(1, 21)
+    ]
+    d = run_diagnostics(records)
+    assert d["sil_fired"] == 4.0  # steps 5, 10, 15, 20
+    assert d["replay_rows"] == 32.0  # averaged over firing steps only
+    assert d["invalid_start"] == pytest.approx((0.1 + 0.2) / 2)  # first 10% = 2 of 20 steps
+    assert d["invalid_end"] == pytest.approx((1.9 + 2.0) / 2)
+    assert d["ppo_clipfrac"] == pytest.approx(0.01)
+    assert d["cov_clipfrac"] is None
