@@ -7,7 +7,8 @@ same model and train in alternating steps (spear step t, then drbot step t), so 
 see the same machine load. Reports the median wall time per step of each, split into
 rollout / update / replay, and the ratio spear / drbot (the paper: "negligible runtime
 overhead"; our target is <= 1.15). The rollout phase depends on what each policy
-generates, so the ratio of the non-rollout time is reported as well.
+generates, so the ratio of the non-rollout time is reported as well. The SIL update runs
+only on steps where the buffer fires, so the total over all steps is the headline number.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main() -> None:
     print("| | " + " | ".join(trainers) + " | ratio |")
     print("|---|---|---|---|")
     for label, value in [
+        ("total time of all steps (s)", lambda n: sum(m.get("time/step", 0.0) for m in metrics[n])),
         ("step time (s)", lambda n: median(n, "time/step")),
         *[(f"{p} (s)", lambda n, p=p: median(n, f"time/{p}")) for p in PHASES],
         ("step time without rollout (s)", non_rollout),
