@@ -91,6 +91,16 @@ def format_react(action: str, think: str = "") -> str:
     return f"<think>{think}</think><action>{action}</action>"
 
 
+def plan_response(plan: list[str], *, no_plan: str, remaining: str) -> str:
+    """A ReAct response that follows a planner: its first command, or ``look`` when the
+    plan is empty. ``no_plan`` is the think text then; ``remaining`` completes
+    "<n> step(s) <remaining>; next: <command>." (the TextWorld and ALFWorld experts)."""
+    if not plan:
+        return format_react("look", no_plan)
+    steps = "step" if len(plan) == 1 else "steps"
+    return format_react(plan[0], f"{len(plan)} {steps} {remaining}; next: {plan[0]}.")
+
+
 @dataclass
 class ToolCall:
     name: str

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from spear.envs.actions import format_react, parse_react
+from spear.envs.actions import parse_react, plan_response
 from spear.envs.base import Env, StepResult, step_info
 
 INSTALL_HINT = (
@@ -261,11 +261,11 @@ class ALFWorldEnv(Env):
             raise RuntimeError("call reset() before solver()")
         if not self.planner:
             raise RuntimeError("solver() needs ALFWorldEnv(planner=True)")
-        plan = list(self._state.get("policy_commands") or [])
-        if not plan:
-            return format_react("look", "No plan is known from here; I look around.")
-        steps = "step" if len(plan) == 1 else "steps"
-        return format_react(plan[0], f"{len(plan)} {steps} left by the plan; next: {plan[0]}.")
+        return plan_response(
+            list(self._state.get("policy_commands") or []),
+            no_plan="No plan is known from here; I look around.",
+            remaining="left by the plan",
+        )
 
     def close(self) -> None:
         if self._env is not None:

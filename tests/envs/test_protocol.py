@@ -200,3 +200,17 @@ def test_huge_garbage_is_handled():
     assert parse_react(garbage, ["look"]).invalid
     deep = "<tool_call>" + json.dumps({"name": "add", "arguments": {"a": 1}}) + "</tool_call>"
     assert parse_tool_calls(deep * 3, TOOLS).calls[2].arguments == {"a": 1}
+
+
+def test_plan_response_follows_the_plan_or_looks():
+    from spear.envs.actions import plan_response
+
+    assert plan_response(["go north", "take key"], no_plan="-", remaining="left") == (
+        "<think>2 steps left; next: go north.</think><action>go north</action>"
+    )
+    assert plan_response(["open door"], no_plan="-", remaining="to go") == (
+        "<think>1 step to go; next: open door.</think><action>open door</action>"
+    )
+    assert plan_response([], no_plan="Nothing planned.", remaining="left") == (
+        "<think>Nothing planned.</think><action>look</action>"
+    )

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from spear.envs.actions import format_react, parse_react
+from spear.envs.actions import parse_react, plan_response
 from spear.envs.base import Env, StepResult, step_info
 from spear.envs.textworld.games import import_textworld, list_games, resolve_games_dir
 from spear.envs.textworld.text import clean_feedback, unsafe_command_reason
@@ -156,11 +156,11 @@ class TextWorldEnv(Env):
         """
         if self._state is None:
             raise RuntimeError("call reset() before solver()")
-        plan = list(self._state.policy_commands or [])
-        if not plan:
-            return format_react("look", "No plan wins from here; I look around.")
-        steps = "step" if len(plan) == 1 else "steps"
-        return format_react(plan[0], f"{len(plan)} {steps} left to finish the task; next: {plan[0]}.")
+        return plan_response(
+            list(self._state.policy_commands or []),
+            no_plan="No plan wins from here; I look around.",
+            remaining="left to finish the task",
+        )
 
     def close(self) -> None:
         if self._env is not None:
