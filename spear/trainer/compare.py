@@ -247,14 +247,10 @@ def cold_start_config(spec: SweepSpec) -> dict[str, Any]:
 
 def start_model(spec: SweepSpec, sweep_dir: Path, cold_config: dict[str, Any]) -> Path:
     """The model every run starts from: the shared cold start, or ``--model`` as given."""
-    from spear.trainer.run import runs_sft
+    from spear.trainer.run import prepared_model_path
 
-    cold = Path(sweep_dir).resolve() / COLD_START
-    if runs_sft(cold_config):
-        return cold / "sft_model"
-    if spec.model is None:
-        return cold / "initial_model"  # embedded model with sft.enabled=false: shared, untrained
-    return Path(spec.model)
+    # cold_config carries model.path = --model, so this is the cold start's output or --model
+    return prepared_model_path(cold_config, Path(sweep_dir).resolve() / COLD_START)
 
 
 def plan_runs(spec: SweepSpec, sweep_dir: Path, start: Path) -> list[RunPlan]:

@@ -175,13 +175,10 @@ class Trainer:
         every process returns the gathered global batch."""
         rng = np.random.default_rng(step_seed(self.config["seed"], step, 1))
         seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=self.config["rollout"]["tasks_per_step"])]
-        if self.parallel is None:
-            with self.autocast():
-                return self.engine.collect(self.env_name, seeds, step=step)
-        lo, hi = self.parallel.shard(0, len(seeds))
+        lo, hi = self.parallel.shard(0, len(seeds)) if self.parallel is not None else (0, len(seeds))
         with self.autocast():
-            local = self.engine.collect(self.env_name, seeds[lo:hi], step=step, first_group=lo)
-        return RolloutBatch.concat(self.parallel.gather(local))
+            batch = self.engine.collect(self.env_name, seeds[lo:hi], step=step, first_group=lo)
+        return batch if self.parallel is None else RolloutBatch.concat(self.parallel.gather(batch))
 
     # ------------------------------------------------------------------ 4: rewards
     def shape_rewards(self, batch: RolloutBatch, step: int) -> np.ndarray:

@@ -83,14 +83,20 @@ def _ready_for_rl(model: Any, config: dict[str, Any]) -> Any:
     return model
 
 
+def prepared_model_path(config: dict[str, Any], run_dir: Path) -> Path:
+    """Where the model ``setup_model(config, run_dir)`` starts RL from is saved: the cold-started
+    ``sft_model``, the untrained embedded ``initial_model``, or ``model.path`` itself."""
+    if runs_sft(config):
+        return Path(run_dir) / "sft_model"
+    if config["model"]["path"] is None:
+        return Path(run_dir) / "initial_model"
+    return Path(config["model"]["path"])
+
+
 def load_replica(config: dict[str, Any], run_dir: Path) -> tuple[Any, Any]:
     """The policy ``setup_model`` produced in ``run_dir``, loaded by the other processes of a
     data-parallel run (which wait while the main process builds and cold-starts it)."""
-    if runs_sft(config):
-        path = run_dir / "sft_model"
-    else:
-        path = Path(config["model"]["path"]) if config["model"]["path"] else run_dir / "initial_model"
-    model, tokenizer = load_model_and_tokenizer(path, dtype=_dtype(config))
+    model, tokenizer = load_model_and_tokenizer(prepared_model_path(config, run_dir), dtype=_dtype(config))
     return _ready_for_rl(model, config), tokenizer
 
 
@@ -241,8 +247,7 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
     if config["model"]["lora"]["enabled"]:
         raise ConfigError("resuming LoRA runs is not supported yet; start a new run from the saved adapter")
     model, tokenizer = load_model_and_tokenizer(checkpoint / "model", dtype=_dtype(config))
-    if config["model"]["gradient_checkpointing"]:
-        model.gradient_checkpointing_enable()
+    model = _ready_for_rl(model, config)  # LoRA runs were refused above
     accelerator = make_accelerator(config)
     trainer = Trainer(config, model, tokenizer, path, accelerator=accelerator)
     step = trainer.resume()
