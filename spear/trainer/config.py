@@ -1,8 +1,10 @@
 """Training configuration: plain YAML presets, dotted command-line overrides, early validation.
 
 A run's config is ``presets/base.yaml`` (the embedded default on ``household``),
-then a preset file holding only what that method changes (``grpo``, ``drbot``,
-``spear``, ...), then ``key.sub=value`` overrides. Every error (unknown preset,
+then the chosen environment's profile ``presets/envs/<env>.yaml`` (its CPU-sized
+options and rollout/cold-start sizes), then a preset file holding only what that
+method changes (``grpo``, ``drbot``, ``spear``, ...), then a user YAML file, then
+``key.sub=value`` overrides. Every error (unknown preset,
 environment or key, a value of the wrong type, batch sizes that do not divide)
 is raised here, before any compute, and names the key.
 """
@@ -26,7 +28,9 @@ from spear.algo.replay import ReplayConfig
 from spear.algo.schedules import SCHEDULES
 
 PRESET_DIR = "presets"
+ENV_PROFILE_DIR = "envs"
 BASE = "base"
+FREE_FORM_SECTIONS = ("env.options",)  # the environment's constructor options: any keys
 
 
 class ConfigError(ValueError):
@@ -79,7 +83,8 @@ def merge(
         if strict and key not in out:
             raise ConfigError(f"unknown config key '{dotted}'")
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value, path=f"{dotted}.", strict=strict)
+            strict_below = strict and dotted not in FREE_FORM_SECTIONS
+            out[key] = merge(out[key], value, path=f"{dotted}.", strict=strict_below)
         else:
             out[key] = value
     return out
@@ -104,45 +109,60 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_override(config: dict[str, Any], keys: list[str], value: Any) -> None:
+    """Set one dotted key. A free-form section (``env.options``) takes new keys one by one
+    (``env.options.tasks=[gcd]``); a mapping given for it replaces it whole."""
     node = config
     for depth, key in enumerate(keys[:-1]):
         if not isinstance(node.get(key), dict):
             raise ConfigError(f"unknown config key '{'.'.join(keys[: depth + 1])}'")
         node = node[key]
-    if keys[-1] not in node:
+    parent = ".".join(keys[:-1])
+    if keys[-1] not in node and parent not in FREE_FORM_SECTIONS:
         raise ConfigError(f"unknown config key '{'.'.join(keys)}'")
-    old = node[keys[-1]]
+    old = node.get(keys[-1])
     if isinstance(old, dict) and not isinstance(value, dict):
         raise ConfigError(f"config key '{'.'.join(keys)}' is a section; set one of its keys instead")
     node[keys[-1]] = value
 
 
+def env_profile(env_name: str) -> dict[str, Any]:
+    """What ``presets/envs/<env_name>.yaml`` changes over base.yaml ({} for environments without one)."""
+    path = resources.files("spear.trainer").joinpath(PRESET_DIR, ENV_PROFILE_DIR, f"{env_name}.yaml")
+    if not isinstance(env_name, str) or not path.is_file():
+        return {}
+    return _read_yaml(path.read_text(), f"environment profile '{env_name}'")
+
+
 def load_config(
     preset: str = "spear", overrides: list[str] | None = None, *, config_file: str | Path | None = None
 ) -> dict[str, Any]:
-    """Resolve base + preset (+ a user YAML file) + overrides into a validated config dict."""
-    config = _read_yaml(_preset_text(BASE), "presets/base.yaml")
-    config = merge(config, preset_overrides(preset))
-    config["preset"] = preset
+    """Resolve base + environment profile + preset (+ a user YAML file) + overrides into a
+    validated config dict. The environment is known only after the user's layers, so they
+    are applied once to find it and again over its profile."""
+    base = _read_yaml(_preset_text(BASE), "presets/base.yaml")
+    layers = [preset_overrides(preset)]
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"config file '{path}' does not exist")
-        config = merge(config, _read_yaml(path.read_text(), str(path)))
-    for item in overrides or []:
-        apply_override(config, *parse_override(item))
-    resolve_env_options(config)
+        layers.append(_read_yaml(path.read_text(), str(path)))
+    parsed = [parse_override(item) for item in overrides or []]
+
+    def compose(start: dict[str, Any]) -> dict[str, Any]:
+        config = start
+        for layer in layers:
+            config = merge(config, layer)
+        for keys, value in parsed:
+            apply_override(config, keys, value)
+        return config
+
+    config = compose(base)
+    profile = env_profile(config["env"]["name"])
+    if profile:
+        config = compose(merge(base, profile))
+    config["preset"] = preset
     validate(config)
     return config
-
-
-def resolve_env_options(config: dict[str, Any]) -> None:
-    """``env.options`` over ``env.defaults[env.name]``; the resolved config keeps only the options."""
-    env = config["env"]
-    defaults = env.pop("defaults", None) or {}
-    if not isinstance(defaults, dict) or not isinstance(env.get("options"), dict):
-        raise ConfigError("config keys 'env.defaults' and 'env.options' must be mappings")
-    env["options"] = {**(defaults.get(env["name"]) or {}), **env["options"]}
 
 
 # ----------------------------------------------------------------------------- validation

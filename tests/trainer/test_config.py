@@ -1,6 +1,7 @@
 """Presets, overrides and validation: every config error is raised before compute, naming the key."""
 
 import re
+from importlib import resources
 
 import pytest
 
@@ -113,14 +114,31 @@ def test_preset_inheritance_cycles_are_reported(monkeypatch):
         config_module.preset_overrides("a")
 
 
-def test_env_options_start_from_the_chosen_environments_defaults():
-    assert load_config("spear")["env"]["options"] == {
-        "num_receptacles": 4,
-        "num_distractors": 1,
-        "max_turns": 12,
-    }
-    assert load_config("spear", ["env.name=shop"])["env"]["options"] == {"max_turns": 10}
-    assert load_config("spear", ["env.name=textworld"])["env"]["options"] == {}
-    merged = load_config("spear", ["env.options={max_turns: 5}"])["env"]
-    assert merged["options"] == {"num_receptacles": 4, "num_distractors": 1, "max_turns": 5}
-    assert "defaults" not in merged  # the resolved config keeps only what the run uses
+def test_each_environment_starts_from_its_profile():
+    household = load_config("spear")
+    assert household["env"]["options"] == {"num_receptacles": 4, "num_distractors": 1, "max_turns": 12}
+    assert household["rollout"]["max_new_tokens"] == 32
+    math = load_config("spear", ["env.name=math"])
+    assert math["env"]["options"]["max_turns"] == 4 and math["rollout"]["max_new_tokens"] == 128
+    assert load_config("spear", ["env.name=shop"])["env"]["options"]["max_turns"] == 10
+    assert load_config("spear", ["env.name=textworld"])["env"]["options"] == {}  # no profile: base.yaml
+    profiles = resources.files("spear.trainer").joinpath("presets", "envs").iterdir()
+    for name in sorted(p.name.removesuffix(".yaml") for p in profiles):
+        assert load_config("grpo", [f"env.name={name}"])["env"]["name"] == name  # known keys only
+
+
+def test_user_layers_win_over_the_environment_profile(tmp_path):
+    math = load_config("grpo", ["env.name=math", "rollout.max_new_tokens=64"])
+    assert math["rollout"]["max_new_tokens"] == 64
+    user = tmp_path / "mine.yaml"
+    user.write_text("env:\n  name: math\nrollout:\n  max_new_tokens: 96\n")
+    assert load_config("spear", config_file=user)["rollout"]["max_new_tokens"] == 96
+
+
+def test_environment_options_take_new_keys_one_by_one():
+    math = load_config("spear", ["env.name=math", "env.options.tasks=[gcd, lcm]"])["env"]["options"]
+    assert math == {"max_turns": 4, "tasks": ["gcd", "lcm"]}
+    replaced = load_config("spear", ["env.options={max_turns: 5}"])["env"]["options"]
+    assert replaced == {"max_turns": 5}  # a whole mapping replaces the profile's options
+    with pytest.raises(ConfigError, match=r"unknown config key 'actor\.options'"):
+        load_config("spear", ["actor.options.x=1"])
