@@ -120,6 +120,7 @@ def test_each_environment_starts_from_its_profile():
     assert household["rollout"]["max_new_tokens"] == 32
     math = load_config("spear", ["env.name=math"])
     assert math["env"]["options"]["max_turns"] == 4 and math["rollout"]["max_new_tokens"] == 128
+    assert math["env"]["options"]["tasks"] == ["basic_arithmetic", "chain_sum", "gcd", "lcm"]
     assert load_config("spear", ["env.name=shop"])["env"]["options"]["max_turns"] == 10
     assert load_config("spear", ["env.name=textworld"])["env"]["options"] == {}  # no profile: base.yaml
     profiles = resources.files("spear.trainer").joinpath("presets", "envs").iterdir()
@@ -137,7 +138,7 @@ def test_user_layers_win_over_the_environment_profile(tmp_path):
 
 def test_environment_options_take_new_keys_one_by_one():
     math = load_config("spear", ["env.name=math", "env.options.tasks=[gcd, lcm]"])["env"]["options"]
-    assert math == {"max_turns": 4, "tasks": ["gcd", "lcm"]}
+    assert math["tasks"] == ["gcd", "lcm"] and math["max_turns"] == 4
     replaced = load_config("spear", ["env.options={max_turns: 5}"])["env"]["options"]
     assert replaced == {"max_turns": 5}  # a whole mapping replaces the profile's options
     with pytest.raises(ConfigError, match=r"unknown config key 'actor\.options'"):
