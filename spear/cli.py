@@ -34,6 +34,25 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
+def _add_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch (default: one per core); use 1 per job when jobs share the cores",
+    )
+
+
+def _set_threads(threads: int | None) -> None:
+    """Oversubscribed cores slow every job several-fold (docs/BENCHMARKS.md), so let users choose."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="spear", help=f"one of: {', '.join(available_presets())}")
     parser.add_argument("--env", help="environment name (default: household)")
@@ -45,6 +64,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a YAML file merged over the preset")
     parser.add_argument("--run-dir", help="output directory (default: runs/<preset>-<env>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads(parser)
     parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
 
 
@@ -152,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, help="default: as in training")
     ev.add_argument("--max-turns", type=int)
     ev.add_argument("--seed", type=int, default=0)
+    _add_threads(ev)
     ev.set_defaults(func=cmd_eval)
 
     cmp = sub.add_parser(
@@ -164,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--model", help="start every run from this HF model (SFT only with sft.enabled=true)")
     cmp.add_argument("--out", help="sweep directory (default: runs/compare-<env>-<time>); re-run to resume")
     cmp.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_threads(cmp)
     cmp.add_argument("overrides", nargs="*", help="config overrides key.sub=value, applied to every run")
     cmp.set_defaults(func=cmd_compare)
     return parser
@@ -176,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     hf_logging.disable_progress_bar()  # our own bars show progress; HF's save/load bars are noise
     try:
+        _set_threads(args.threads)
         return args.func(args)
     except ConfigError as exc:
         print(f"spear: configuration error: {exc}", file=sys.stderr)
