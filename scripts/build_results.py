@@ -19,17 +19,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from spear.trainer.compare import (
-    OVERLAYS,
-    PLOTS,
-    aggregate,
-    finished_runs,
-    read_metrics,
-    read_sweep,
-    results_markdown,
-    run_summaries,
-)
 from spear.trainer.evidence import diagnostics_table, gains_table, run_diagnostics
+from spear.trainer.report import OVERLAYS, aggregate, results_markdown, run_summaries
+from spear.trainer.sweep import PLOTS, finished_runs, read_metrics, read_sweep
 
 ASSETS = "results"
 COPIED = ("results.csv", "runs.csv")

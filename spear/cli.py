@@ -126,7 +126,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from spear.trainer.compare import DEFAULT_PRESETS, compare, default_sweep_dir, markdown_table, sweep_spec
+    from spear.trainer.compare import compare
+    from spear.trainer.report import markdown_table
+    from spear.trainer.sweep import DEFAULT_PRESETS, default_sweep_dir, sweep_spec
 
     spec = sweep_spec(
         args.presets.split(",") if args.presets else DEFAULT_PRESETS,

@@ -1,0 +1,200 @@
+"""A ``spear compare`` sweep directory: its spec, its layout and what its runs logged.
+
+A sweep directory holds::
+
+    sweep.json                 the sweep's spec and the command lines that ran it
+    cold_start/                the shared starting model (built once per sweep)
+    runs/<preset>-seed<s>/     ordinary run directories (spear train) + summary.json
+    results.md, results.csv    per preset: mean and sample std over seeds
+    runs.csv                   one row per preset x seed
+    plots/*.png                overlays: one line per preset, mean over seeds, min-max band
+
+:mod:`spear.trainer.compare` fills it; :mod:`spear.trainer.report` summarises it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spear.trainer.checkpoint import atomic_write_text
+from spear.trainer.config import ConfigError, load_config, parse_override
+
+SPEC_FILE = "sweep.json"
+SUMMARY_FILE = "summary.json"
+COLD_START = "cold_start"
+RUNS = "runs"
+PLOTS = "plots"
+DEFAULT_PRESETS = ("grpo", "drbot", "spear", "gigpo", "gigpo+spear")
+
+# Set per run by the sweep itself; overriding them would break "same start, same budget".
+RESERVED_KEYS = {
+    "seed": "--seeds",
+    "steps": "--steps",
+    "env.name": "--env",
+    "model.path": "--model",
+    "run_dir": "--out",
+}
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What a sweep runs; persisted in ``sweep.json`` and compared on every re-run."""
+
+    env: str
+    presets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    steps: int
+    overrides: tuple[str, ...] = ()
+    model: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "presets": list(self.presets),
+            "seeds": list(self.seeds),
+            "steps": self.steps,
+            "overrides": list(self.overrides),
+            "model": self.model,
+        }
+
+
+def sweep_spec(
+    presets: Sequence[str] = DEFAULT_PRESETS,
+    seeds: int = 3,
+    steps: int | None = None,
+    *,
+    env: str | None = None,
+    overrides: Sequence[str] = (),
+    model: str | None = None,
+) -> SweepSpec:
+    """Check the user's arguments and resolve defaults (env and steps from the base config).
+
+    ``seeds=n`` means seeds ``0 .. n-1``. Raises :class:`ConfigError` naming the argument.
+    """
+    presets = tuple(p.strip() for p in presets if p.strip())
+    if not presets:
+        raise ConfigError("--presets needs at least one preset")
+    duplicates = sorted({p for p in presets if presets.count(p) > 1})
+    if duplicates:
+        raise ConfigError(f"--presets lists {', '.join(duplicates)} more than once")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"--seeds must be a positive number of seeds, got {seeds!r}")
+    for item in overrides:
+        keys, _ = parse_override(item)
+        dotted = ".".join(keys)
+        if dotted in RESERVED_KEYS:
+            raise ConfigError(f"override '{item}': spear compare sets {dotted}; use {RESERVED_KEYS[dotted]}")
+    if model is not None:
+        if not Path(model).exists():
+            raise ConfigError(f"--model {model} does not exist (a local Hugging Face model folder is needed)")
+        model = str(Path(model).resolve())  # runs and resumes may start from another directory
+    head = [f"env.name={env}"] if env is not None else []
+    defaults = load_config(presets[0], [*head, *overrides])
+    return SweepSpec(
+        env=defaults["env"]["name"],
+        presets=presets,
+        seeds=tuple(range(seeds)),
+        steps=defaults["steps"] if steps is None else steps,
+        overrides=tuple(overrides),
+        model=model,
+    )
+
+
+def default_sweep_dir(spec: SweepSpec) -> Path:
+    return Path("runs") / f"compare-{spec.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def machine_info() -> dict[str, Any]:
+    """What the timings in a sweep depend on."""
+    import torch
+
+    device = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu"
+    return {
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def open_sweep(
+    sweep_dir: Path, spec: SweepSpec, *, start: Path, command: str, machine: dict[str, Any]
+) -> dict[str, Any]:
+    """Create or re-open a sweep directory; refuse one started with a different spec.
+
+    Records the starting model and, once each, every distinct (command, machine) that
+    worked on the sweep.
+    """
+    sweep_dir = Path(sweep_dir)
+    path = sweep_dir / SPEC_FILE
+    wanted = spec.as_dict()
+    if path.is_file():
+        record = json.loads(path.read_text())
+        differ = [k for k in wanted if record["spec"].get(k) != wanted[k]]
+        if differ:
+            details = "; ".join(
+                f"{k}: sweep has {record['spec'].get(k)!r}, now {wanted[k]!r}" for k in differ
+            )
+            raise ConfigError(
+                f"{sweep_dir} holds a sweep with a different spec ({details}); use another --out"
+            )
+    elif sweep_dir.is_dir() and any(sweep_dir.iterdir()):
+        raise ConfigError(f"--out {sweep_dir} exists and is not a sweep directory (no {SPEC_FILE})")
+    else:
+        inside = start.is_relative_to(sweep_dir.resolve())
+        record = {
+            "spec": wanted,
+            "start": start.relative_to(sweep_dir.resolve()).as_posix() if inside else str(start),
+            "invocations": [],
+        }
+    invocation = {"command": command, "machine": machine}
+    if invocation not in record["invocations"]:
+        record["invocations"].append(invocation)
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def read_sweep(sweep_dir: Path) -> tuple[SweepSpec, dict[str, Any]]:
+    """The spec of a sweep directory and its whole record (start model, invocations)."""
+    path = Path(sweep_dir) / SPEC_FILE
+    if not path.is_file():
+        raise ConfigError(f"{sweep_dir} is not a sweep directory (no {SPEC_FILE})")
+    record = json.loads(path.read_text())
+    s = record["spec"]
+    spec = SweepSpec(
+        s["env"], tuple(s["presets"]), tuple(s["seeds"]), s["steps"], tuple(s["overrides"]), s["model"]
+    )
+    return spec, record
+
+
+def is_finished(run_dir: Path) -> bool:
+    return (Path(run_dir) / "final_model").is_dir() and (Path(run_dir) / SUMMARY_FILE).is_file()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The lines of a run's ``metrics.jsonl``; a torn last line (killed mid-write) is skipped."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def finished_runs(spec: SweepSpec, sweep_dir: Path) -> list[tuple[str, int, Path]]:
+    """(preset, seed, run_dir) of the sweep's finished runs, seed-major."""
+    runs = [(p, s, Path(sweep_dir) / RUNS / f"{p}-seed{s}") for s in spec.seeds for p in spec.presets]
+    return [run for run in runs if is_finished(run[2])]
