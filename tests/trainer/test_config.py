@@ -121,7 +121,8 @@ def test_each_environment_starts_from_its_profile():
     math = load_config("spear", ["env.name=math"])
     assert math["env"]["options"]["max_turns"] == 4 and math["rollout"]["max_new_tokens"] == 128
     assert math["env"]["options"]["tasks"] == ["basic_arithmetic", "chain_sum", "gcd", "lcm"]
-    assert load_config("spear", ["env.name=shop"])["env"]["options"]["max_turns"] == 10
+    shop = load_config("spear", ["env.name=shop"])
+    assert shop["env"]["options"]["max_turns"] == 10 and shop["rollout"]["max_new_tokens"] == 48
     assert load_config("spear", ["env.name=textworld"])["env"]["options"] == {}  # no profile: base.yaml
     profiles = resources.files("spear.trainer").joinpath("presets", "envs").iterdir()
     for name in sorted(p.name.removesuffix(".yaml") for p in profiles):
