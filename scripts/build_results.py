@@ -61,7 +61,7 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
             "",
             f"### {sweep_dir.name}: gains over the base method, paired by seed (mean ± std of differences)",
             "",
-            gains_table(summaries, spec.presets),
+            gains_table(summaries, spec.presets, spec.env),
             "",
             f"### {sweep_dir.name}: mechanism diagnostics (mean over seeds)",
             "",

@@ -19,8 +19,23 @@ PAIRS = (
     ("grpo+spear", "grpo"),
     ("gigpo+spear", "gigpo"),
 )
-# the paper's ALFWorld gains in success points with Qwen2.5-1.5B-Instruct (spec 5), for reference
-PAPER_ALFWORLD_GAIN = {("grpo+spear", "grpo"): 16.1, ("gigpo+spear", "gigpo"): 5.1, ("spear", "drbot"): 8.6}
+# the paper's gains in points (spec 5.1) on the benchmark each built-in environment stands in
+# for: ALFWorld and WebShop success with Qwen2.5-1.5B-Instruct, AIME24 accuracy over Dr.BoT
+_ALFWORLD = (
+    "ALFWorld",
+    {("grpo+spear", "grpo"): 16.1, ("gigpo+spear", "gigpo"): 5.1, ("spear", "drbot"): 8.6},
+)
+_WEBSHOP = (
+    "WebShop",
+    {("grpo+spear", "grpo"): 20.7, ("gigpo+spear", "gigpo"): 11.8, ("spear", "drbot"): 13.9},
+)
+PAPER_GAINS: dict[str, tuple[str, dict[tuple[str, str], float]]] = {
+    "household": _ALFWORLD,
+    "alfworld": _ALFWORLD,
+    "shop": _WEBSHOP,
+    "webshop": _WEBSHOP,
+    "math": ("AIME24", {("spear", "drbot"): 3.8}),
+}
 
 
 def pairs_for(presets: Sequence[str]) -> list[tuple[str, str]]:
@@ -97,11 +112,14 @@ def _fmt(value: float | None, scale: float = 1.0, digits: int = 1, sign: bool = 
     return f"{scale * value:{'+' if sign else ''}.{digits}f}"
 
 
-def gains_table(summaries: Sequence[dict[str, Any]], presets: Sequence[str]) -> str:
-    """Markdown: per (method, base) pair, paired gains in success points and the step-time ratio."""
+def gains_table(summaries: Sequence[dict[str, Any]], presets: Sequence[str], env: str) -> str:
+    """Markdown: per (method, base) pair, paired gains in success points and the step-time ratio,
+    next to the paper's gain on the benchmark ``env`` stands in for (if any)."""
+    benchmark, paper_gains = PAPER_GAINS.get(env, ("", {}))
+    paper_title = f"paper, {benchmark} (points)" if benchmark else "paper (points)"
     header = (
         "| method | base | seeds | final eval success gain (points) | eval AUC gain (points) "
-        "| rollout success AUC gain (points) | s/step ratio | paper, ALFWorld (points) |"
+        f"| rollout success AUC gain (points) | s/step ratio | {paper_title} |"
     )
     lines = [header, "|" + "---|" * 8]
     for method, base in pairs_for(presets):
@@ -113,7 +131,7 @@ def gains_table(summaries: Sequence[dict[str, Any]], presets: Sequence[str]) -> 
             text = _fmt(mean, 100.0, 1, sign=True)
             cells.append(text if std is None else f"{text} ± {100.0 * std:.1f}")
         ratio = ratio_of_means(summaries, method, base, "time_per_step")
-        paper = PAPER_ALFWORLD_GAIN.get((method, base))
+        paper = paper_gains.get((method, base))
         lines.append(
             f"| {method} | {base} | {n} | {' | '.join(cells)} | {_fmt(ratio, 1.0, 2)} "
             f"| {_fmt(paper, 1.0, 1, sign=True)} |"

@@ -50,9 +50,18 @@ def test_step_time_ratio_and_pairs():
 
 
 def test_gains_table_shows_points_and_the_papers_reference():
-    table = gains_table(SUMMARIES, ["drbot", "spear"])
+    table = gains_table(SUMMARIES, ["drbot", "spear"], "household")
     row = table.splitlines()[2]
     assert row.startswith("| spear | drbot | 2 | +20.0 ± 14.1 | n/a | +20.0 ± 14.1 | 0.93 | +8.6 |")
+    assert "paper, ALFWorld (points)" in table.splitlines()[0]
+    shop, math = (
+        gains_table(SUMMARIES, ["drbot", "spear"], "shop"),
+        gains_table(SUMMARIES, ["drbot", "spear"], "math"),
+    )
+    assert shop.splitlines()[2].endswith("| +13.9 |") and "paper, WebShop" in shop
+    assert math.splitlines()[2].endswith("| +3.8 |") and "paper, AIME24" in math
+    other = gains_table(SUMMARIES, ["drbot", "spear"], "textworld")
+    assert "| paper (points) |" in other and other.splitlines()[2].endswith("| n/a |")
 
 
 def test_run_diagnostics():
