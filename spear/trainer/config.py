@@ -127,8 +127,10 @@ def apply_override(config: dict[str, Any], keys: list[str], value: Any) -> None:
 
 def env_profile(env_name: str) -> dict[str, Any]:
     """What ``presets/envs/<env_name>.yaml`` changes over base.yaml ({} for environments without one)."""
+    if not isinstance(env_name, str):
+        return {}  # validate() names the bad env.name
     path = resources.files("spear.trainer").joinpath(PRESET_DIR, ENV_PROFILE_DIR, f"{env_name}.yaml")
-    if not isinstance(env_name, str) or not path.is_file():
+    if not path.is_file():
         return {}
     return _read_yaml(path.read_text(), f"environment profile '{env_name}'")
 
