@@ -99,10 +99,13 @@ def collate(
 
 
 def response_log_probs(
-    model: torch.nn.Module, batch: UpdateBatch, *, with_entropy: bool = False
+    model: torch.nn.Module, batch: UpdateBatch, *, temperature: float = 1.0, with_entropy: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log pi(response token) ``[n, R]`` (and token entropy ``[n, R]``) at temperature 1.
+    """log pi_T(response token) ``[n, R]`` (and token entropy ``[n, R]``) of the policy at
+    ``temperature`` T, i.e. of ``softmax(logits / T)``.
 
+    As in verl, the trained policy is the one the rollout sampled from: with rollout
+    temperature T the ratio pi_theta / pi_old compares ``logits / T`` on both sides.
     Only the logits that predict response tokens are computed (``logits_to_keep``).
     """
     r = batch.response_mask.shape[1]
@@ -114,6 +117,8 @@ def response_log_probs(
         logits_to_keep=r + 1,
     )
     logits = out.logits[:, :-1, :].float()
+    if temperature != 1.0:
+        logits = logits / temperature
     targets = batch.input_ids[:, batch.prompt_length : batch.prompt_length + r]
     log_probs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     entropy = entropy_from_logits(logits) if with_entropy else None
@@ -121,13 +126,16 @@ def response_log_probs(
 
 
 @torch.no_grad()
-def compute_log_probs(model: torch.nn.Module, batch: UpdateBatch, micro_batch_size: int) -> torch.Tensor:
-    """Step 7: behaviour log-probs of the current policy for every response token ``[N, R]``."""
+def compute_log_probs(
+    model: torch.nn.Module, batch: UpdateBatch, micro_batch_size: int, *, temperature: float = 1.0
+) -> torch.Tensor:
+    """Step 7: behaviour log-probs of the current policy at ``temperature`` for every response
+    token ``[N, R]``."""
     out = torch.zeros_like(batch.old_log_prob)
     device = next(model.parameters()).device
     for start in range(0, len(batch), micro_batch_size):
         part = batch.slice(start, start + micro_batch_size).to(device)
-        log_probs, _ = response_log_probs(model, part)
+        log_probs, _ = response_log_probs(model, part, temperature=temperature)
         out[start : start + len(part), : log_probs.shape[1]] = log_probs.to(out.dtype).cpu()
     return out * batch.response_mask
 
@@ -147,6 +155,7 @@ class LossSettings:
     kl_coef: float
     entropy_coeff: float
     norm_length: float | None
+    temperature: float = 1.0  # the policy trained is softmax(logits / temperature)
 
 
 def policy_update(
@@ -196,7 +205,9 @@ def policy_update(
                     continue
                 part = part.to(device)
                 any_tokens = True
-                log_prob, entropy = response_log_probs(model, part, with_entropy=True)
+                log_prob, entropy = response_log_probs(
+                    model, part, temperature=loss.temperature, with_entropy=True
+                )
                 pg, metrics = policy_loss(
                     loss.mode,
                     log_prob=log_prob,

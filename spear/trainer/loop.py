@@ -294,19 +294,24 @@ class Trainer:
         rollout, scores, mask = rollout.select(keep), scores[keep], mask[torch.as_tensor(keep)]
 
         start = time.perf_counter()
+        # the policy trained is pi_T = softmax(logits / T) at the rollout temperature T (verl);
+        # with top_p = 1 the sampler's log-probs are exactly log pi_T of the drawn tokens
         update = UpdateBatch(
             input_ids=rollout.input_ids,
             attention_mask=rollout.attention_mask,
             position_ids=rollout.position_ids,
             prompt_length=rollout.prompt_length,
             response_mask=mask,
-            old_log_prob=rollout.old_log_prob * mask,
+            old_log_prob=rollout.sampling_log_prob * mask,
             advantages=torch.zeros_like(mask),
         )
         if self.config["actor"]["recompute_old_log_prob"]:
             with self.autocast():
                 update.old_log_prob = compute_log_probs(
-                    self.model, update, self.config["actor"]["micro_batch_size"]
+                    self.model,
+                    update,
+                    self.config["actor"]["micro_batch_size"],
+                    temperature=self.config["rollout"]["temperature"],
                 )
         timings["time/log_prob"] = time.perf_counter() - start
         update.advantages = to_token_level(self.advantages(rollout, scores), mask)
@@ -330,6 +335,7 @@ class Trainer:
             norm_length=float(self.config["rollout"]["max_new_tokens"])
             if actor["agg_mode"] == "seq-mean-token-sum-norm" and self.config["rollout"]["layout"] == "turn"
             else None,
+            temperature=self.config["rollout"]["temperature"],
         )
 
     def _update(
