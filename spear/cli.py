@@ -2,7 +2,8 @@
 
 Examples::
 
-    spear train                                   # embedded model, household, preset spear
+    spear train                                   # the shipped household policy, preset spear
+    spear train --from-scratch                    # build + cold-start the embedded model first
     spear train --preset grpo --steps 100 actor.lr=5e-5 rollout.group_size=8
     spear train --model Qwen/Qwen2.5-1.5B-Instruct --env shop     # any HF model by path
     spear train --resume runs/spear-household-20261121-101500
@@ -23,6 +24,10 @@ from spear.trainer.config import ConfigError, available_presets, load_config
 
 def _train_overrides(args: argparse.Namespace) -> list[str]:
     overrides = list(args.overrides)
+    if getattr(args, "from_scratch", False):
+        if args.model is not None:
+            raise ConfigError("--from-scratch builds the embedded model; it cannot be combined with --model")
+        overrides.insert(0, "model.init=scratch")
     if args.env is not None:
         overrides.insert(0, f"env.name={args.env}")
     if args.model is not None:
@@ -57,7 +62,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="spear", help=f"one of: {', '.join(available_presets())}")
     parser.add_argument("--env", help="environment name (default: household)")
     parser.add_argument(
-        "--model", help="path of a Hugging Face causal LM (default: build the embedded model)"
+        "--model",
+        help="path of a Hugging Face causal LM (default: the embedded model; model.init says which)",
     )
     parser.add_argument("--steps", type=int, help="RL steps")
     parser.add_argument("--seed", type=int)
@@ -93,7 +99,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sft(args: argparse.Namespace) -> int:
     from spear.trainer.run import setup_model
 
-    overrides = [*_train_overrides(args), "sft.enabled=true"]
+    # the cold start is what spear sft is for: it builds from scratch unless given --model
+    # (the user's own model.init=shipped, later in the list, still continues SFT on the shipped policy)
+    overrides = ["model.init=scratch", *_train_overrides(args), "sft.enabled=true"]
     config = load_config(args.preset, overrides, config_file=args.config)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,6 +145,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         env=args.env,
         overrides=args.overrides,
         model=args.model,
+        from_scratch=args.from_scratch,
     )
     out = Path(args.out) if args.out else default_sweep_dir(spec)
     command = shlex.join(["spear", *args.argv])
@@ -155,8 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spear", description="Multi-turn agentic RL with SPEAR.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="cold start (embedded model) + RL + evaluation")
+    train = sub.add_parser("train", help="RL from the shipped starting policy (or a cold start) + evaluation")
     _add_common(train)
+    train.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="build the embedded model and cold-start it by SFT instead of using the shipped policy",
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.set_defaults(func=cmd_train)
 
@@ -178,13 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_eval)
 
     cmp = sub.add_parser(
-        "compare", help="every preset x seed from one shared cold start; tables and plots (docs/COMPARE.md)"
+        "compare", help="every preset x seed from one shared start; tables and plots (docs/COMPARE.md)"
     )
     cmp.add_argument("--env", help="environment name (default: household)")
     cmp.add_argument("--presets", help="comma-separated (default: grpo,drbot,spear,gigpo,gigpo+spear)")
     cmp.add_argument("--seeds", type=int, default=3, help="number of seeds: 0 .. N-1 (default 3)")
     cmp.add_argument("--steps", type=int, help="RL steps of every run (default: the config's steps)")
     cmp.add_argument("--model", help="start every run from this HF model (SFT only with sft.enabled=true)")
+    cmp.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="start every run from one shared cold start instead of the shipped starting policy",
+    )
     cmp.add_argument("--out", help="sweep directory (default: runs/compare-<env>-<time>); re-run to resume")
     cmp.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_threads(cmp)
@@ -198,12 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = sys.argv[1:] if argv is None else list(argv)  # recorded by spear compare
     from transformers.utils import logging as hf_logging
 
+    from spear.models.shipped import StartingPolicyError
+
     hf_logging.disable_progress_bar()  # our own bars show progress; HF's save/load bars are noise
     try:
         _set_threads(args.threads)
         return args.func(args)
     except ConfigError as exc:
         print(f"spear: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except StartingPolicyError as exc:
+        print(f"spear: {exc} (or start from scratch with --from-scratch)", file=sys.stderr)
         return 2
 
 

@@ -1,4 +1,8 @@
-"""``spear compare``: every preset x seed from one shared cold start, summarised side by side.
+"""``spear compare``: every preset x seed from one shared start, summarised side by side.
+
+The shared start is the shipped starting policy of the environment
+(:mod:`spear.models.shipped`) when the package has one, else one cold start built for
+the sweep (``--from-scratch`` forces that), or ``--model``.
 
 The sweep directory's layout is in :mod:`spear.trainer.sweep`, the tables and plots in
 :mod:`spear.trainer.report`. Runs are resumable: a run with ``final_model/`` and
@@ -58,17 +62,36 @@ def _quoted(path: str | Path) -> str:
 
 
 def cold_start_config(spec: SweepSpec) -> dict[str, Any]:
-    """The config of the shared cold start: the first preset and the first seed."""
+    """The config of the shared start: the first preset and the first seed."""
     model = [f"model.path={_quoted(spec.model)}"] if spec.model is not None else []
-    return load_config(spec.presets[0], [*_sweep_overrides(spec), *model, f"seed={spec.seeds[0]}"])
+    init = [f"model.init={spec.init}"] if spec.init is not None else []
+    return load_config(spec.presets[0], [*_sweep_overrides(spec), *model, *init, f"seed={spec.seeds[0]}"])
 
 
 def start_model(spec: SweepSpec, sweep_dir: Path, cold_config: dict[str, Any]) -> Path:
-    """The model every run starts from: the shared cold start, or ``--model`` as given."""
+    """The model every run starts from: the shared cold start, the shipped starting policy,
+    or ``--model`` as given."""
     from spear.trainer.run import prepared_model_path
 
-    # cold_config carries model.path = --model, so this is the cold start's output or --model
+    # cold_config carries model.path = --model and model.init, so this is the cold start's
+    # output, the shipped policy's folder or --model
     return prepared_model_path(cold_config, Path(sweep_dir).resolve() / COLD_START)
+
+
+def start_policy_record(spec: SweepSpec) -> dict[str, Any] | None:
+    """For a sweep from the shipped policy: its folder and weights' sha256, after verifying
+    every file against its manifest (a damaged policy fails here, before any compute)."""
+    if spec.init != "shipped":
+        return None
+    from spear.models.shipped import starting_policy_dir, verify_starting_policy
+
+    path = starting_policy_dir(spec.env)
+    manifest = verify_starting_policy(path)
+    return {
+        "path": str(path),
+        "sha256": manifest["files"]["model.safetensors"]["sha256"],
+        "command": manifest["command"],
+    }
 
 
 def plan_runs(spec: SweepSpec, sweep_dir: Path, start: Path) -> list[RunPlan]:
@@ -110,10 +133,10 @@ def check_environments(plans: list[RunPlan]) -> None:
 def ensure_cold_start(spec: SweepSpec, sweep_dir: Path, cold_config: dict[str, Any], *, quiet: bool) -> None:
     """Build the shared starting model once: into a temporary folder, renamed when complete,
     so an interrupted cold start is redone rather than half-used."""
-    from spear.trainer.run import runs_sft, setup_model
+    from spear.trainer.run import runs_sft, setup_model, start_kind
 
-    if spec.model is not None and not runs_sft(cold_config):
-        return
+    if start_kind(cold_config) != "scratch" and not runs_sft(cold_config):
+        return  # runs start from --model or the shipped policy as they are
     final = Path(sweep_dir) / COLD_START
     if final.is_dir():
         return
@@ -183,9 +206,18 @@ def compare(spec: SweepSpec, sweep_dir: str | Path, *, command: str, quiet: bool
     start = start_model(spec, sweep_dir, cold_config)
     plans = plan_runs(spec, sweep_dir, start)
     check_environments(plans)
-    open_sweep(sweep_dir, spec, start=start, command=command, machine=machine_info())
+    open_sweep(
+        sweep_dir,
+        spec,
+        start=start,
+        command=command,
+        machine=machine_info(),
+        start_policy=start_policy_record(spec),
+    )
     if not quiet:
         print(f"sweep directory: {sweep_dir}", flush=True)
+        if spec.init == "shipped":
+            print(f"every run starts from the shipped {spec.env} policy: {start}", flush=True)
     ensure_cold_start(spec, sweep_dir, cold_config, quiet=quiet)
     finished = sum(is_finished(plan.run_dir) for plan in plans)
     bar = tqdm(

@@ -31,6 +31,7 @@ PRESET_DIR = "presets"
 ENV_PROFILE_DIR = "envs"
 BASE = "base"
 FREE_FORM_SECTIONS = ("env.options",)  # the environment's constructor options: any keys
+MODEL_INITS = ("auto", "shipped", "scratch")  # model.init: where a run without model.path starts
 
 
 class ConfigError(ValueError):
@@ -231,13 +232,32 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "env.workers", int, minimum=0)
     _require(config, "env.step_timeout_s", float, minimum=0.001)
     _require(config, "model.path", str, allow_none=True)
+    _choice(config, "model.init", MODEL_INITS)
+    if config["model"]["path"] is None and config["model"]["init"] == "shipped":
+        from spear.models.shipped import rebuild_command, starting_policy_dir
+
+        if starting_policy_dir(env_name) is None:
+            raise ConfigError(
+                f"config key 'model.init' is shipped, but no starting policy is shipped for "
+                f"environment '{env_name}'; build one with: {rebuild_command(env_name)} "
+                "(or use model.init=scratch)"
+            )
 
     _require(config, "rollout.tasks_per_step", int, minimum=1)
     group = _require(config, "rollout.group_size", int, minimum=1)
     _choice(config, "rollout.layout", ("turn", "trajectory"))
     _require(config, "rollout.max_new_tokens", int, minimum=1)
-    _require(config, "rollout.temperature", float, minimum=0.0)
-    _require(config, "rollout.top_p", float, minimum=1e-6, maximum=1.0)
+    temperature = _require(config, "rollout.temperature", float, minimum=0.0)
+    if temperature == 0:
+        raise ConfigError(
+            "config key 'rollout.temperature' must be > 0 (the policy trained is softmax(logits / T))"
+        )
+    top_p = _require(config, "rollout.top_p", float, minimum=1e-6, maximum=1.0)
+    if top_p < 1 and not config["actor"]["recompute_old_log_prob"]:
+        raise ConfigError(
+            "config key 'rollout.top_p' < 1 needs actor.recompute_old_log_prob=true: the sampler's "
+            "log-probs include the nucleus cut, the trained policy softmax(logits / T) does not"
+        )
     _require(config, "rollout.history_length", int, minimum=0)
     _require(config, "rollout.max_turns", int, minimum=1, allow_none=True)
 

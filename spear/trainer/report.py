@@ -240,9 +240,12 @@ def describe_machine(machine: dict[str, Any]) -> str:
     )
 
 
-def describe_start(spec: SweepSpec, start: str) -> str:
+def describe_start(spec: SweepSpec, start: str, start_policy: dict[str, Any] | None = None) -> str:
     """How the shared starting model was made, from its path recorded in sweep.json."""
     model = f"`{spec.model}`" if spec.model is not None else "the embedded model"
+    if spec.init == "shipped":
+        sha = f", model.safetensors sha256 {start_policy['sha256'][:12]}" if start_policy else ""
+        model = f"the shipped starting policy of {spec.env}{sha}"
     if not start.startswith(COLD_START):
         return f"{model} as given (no SFT)"
     how = "cold-started once by SFT" if start.endswith("sft_model") else "built once, no SFT"
@@ -273,7 +276,7 @@ def results_markdown(
         "",
         f"- environment: `{spec.env}`; {spec.steps} RL steps per run",
         f"- presets: {', '.join(spec.presets)}; seeds: {', '.join(map(str, spec.seeds))}",
-        f"- every run starts from {describe_start(spec, record['start'])}",
+        f"- every run starts from {describe_start(spec, record['start'], record.get('start_policy'))}",
         f"- overrides: {overrides}",
         f"- machine: {'; '.join(machines)}",
         "",

@@ -1,13 +1,14 @@
 """Recipes that wire the components: model setup, cold start, RL, evaluation.
 
 ``train`` is what ``spear train`` runs: resolve the config, create the run
-directory, get a model (the embedded default, cold-started by SFT, or any HF model
-by path), train it with :class:`~spear.trainer.loop.Trainer`, and evaluate before
-and after.
+directory, get a model (the shipped starting policy, the embedded default built and
+cold-started by SFT, or any HF model by path), train it with
+:class:`~spear.trainer.loop.Trainer`, and evaluate before and after.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 import yaml
 
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
+from spear.models.shipped import MANIFEST, load_starting_policy, starting_policy_dir, verify_starting_policy
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint
@@ -25,6 +27,8 @@ from spear.trainer.embedded import build_embedded
 from spear.trainer.evaluate import EvalResult, evaluate
 from spear.trainer.loop import RUN_SETTINGS, Trainer
 from spear.trainer.sft import collect_demonstrations, demonstration_batch, supervised_finetune
+
+START_RECORD = "start_policy.json"  # in the run directory: which policy the run started from
 
 
 def default_run_dir(config: dict[str, Any]) -> Path:
@@ -44,12 +48,40 @@ def _dtype(config: dict[str, Any]) -> torch.dtype | str:
     return dtype
 
 
-def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -> tuple[Any, Any]:
-    """The policy before RL: a HF model by path, or the embedded default cold-started by SFT."""
+def start_kind(config: dict[str, Any]) -> str:
+    """Where ``setup_model`` gets the policy: ``path`` (model.path), ``shipped`` (the package's
+    starting policy for env.name) or ``scratch`` (build the embedded model). ``model.init:
+    auto`` is shipped when the package ships a policy for the environment."""
     model_cfg = config["model"]
     if model_cfg["path"] is not None:
+        return "path"
+    init = model_cfg.get("init", "auto")  # configs of runs made before model.init existed
+    if init == "auto":
+        return "shipped" if starting_policy_dir(config["env"]["name"]) is not None else "scratch"
+    return init
+
+
+def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -> tuple[Any, Any]:
+    """The policy before RL: a HF model by path, the shipped starting policy, or the embedded
+    default built from scratch; cold-started by SFT when ``runs_sft``. Records which in
+    ``run_dir/start_policy.json``."""
+    model_cfg = config["model"]
+    kind = start_kind(config)
+    manifest = None
+    if kind == "path":
         model, tokenizer = load_model_and_tokenizer(model_cfg["path"], dtype=_dtype(config))
         say(f"loaded {model_cfg['path']} ({count_parameters(model) / 1e6:.1f}M parameters)", quiet=quiet)
+    elif kind == "shipped":
+        env_name = config["env"]["name"]
+        model, tokenizer, manifest = load_starting_policy(env_name, dtype=_dtype(config))
+        success = manifest.get("eval", {}).get("success_rate")
+        measured = f", {100 * success:.1f}% held-out success" if isinstance(success, (int, float)) else ""
+        say(
+            f"starting from the shipped {env_name} policy ({count_parameters(model) / 1e6:.2f}M "
+            f"parameters, cold-started{measured}): {starting_policy_dir(env_name)}; "
+            "--from-scratch builds and cold-starts a new one instead",
+            quiet=quiet,
+        )
     else:
         model, tokenizer = build_embedded(
             run_dir / "initial_model",
@@ -64,15 +96,43 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
             f"vocabulary {len(tokenizer)}) in {run_dir / 'initial_model'}",
             quiet=quiet,
         )
+    record_start(config, run_dir, manifest)
     if runs_sft(config):
         cold_start(model, tokenizer, config, run_dir, quiet=quiet)
     return _ready_for_rl(model, config), tokenizer
 
 
+def record_start(config: dict[str, Any], run_dir: Path, manifest: dict[str, Any] | None = None) -> None:
+    """Write ``run_dir/start_policy.json``: the start kind, the folder it came from, whether
+    this run cold-starts it, and a shipped policy's manifest (files' sha256, build command, eval)."""
+    kind = start_kind(config)
+    if kind == "path":
+        path = config["model"]["path"]  # as given: it may be a hub id
+        if (
+            manifest is None and (Path(path) / MANIFEST).is_file()
+        ):  # spear compare's runs from a shipped policy
+            try:
+                manifest = json.loads((Path(path) / MANIFEST).read_text())
+            except (OSError, ValueError):
+                manifest = None  # some other file of that name: nothing to record
+    elif kind == "shipped":
+        path = str(_shipped_dir(config))
+    else:
+        path = str((Path(run_dir) / "initial_model").resolve())
+    record = {
+        "init": kind,
+        "path": path,
+        "cold_start_in_run": runs_sft(config),
+        "manifest": manifest,
+    }
+    atomic_write_text(Path(run_dir) / START_RECORD, json.dumps(record, indent=2) + "\n")
+
+
 def runs_sft(config: dict[str, Any]) -> bool:
-    """Whether ``setup_model`` cold-starts: ``sft.enabled`` true, or auto for the embedded model."""
+    """Whether ``setup_model`` cold-starts: ``sft.enabled`` true (which continues SFT on a given
+    or shipped policy too), or auto for an embedded model built from scratch."""
     enabled = config["sft"]["enabled"]
-    return enabled is True or (enabled == "auto" and config["model"]["path"] is None)
+    return enabled is True or (enabled == "auto" and start_kind(config) == "scratch")
 
 
 def _ready_for_rl(model: Any, config: dict[str, Any]) -> Any:
@@ -85,12 +145,23 @@ def _ready_for_rl(model: Any, config: dict[str, Any]) -> Any:
 
 def prepared_model_path(config: dict[str, Any], run_dir: Path) -> Path:
     """Where the model ``setup_model(config, run_dir)`` starts RL from is saved: the cold-started
-    ``sft_model``, the untrained embedded ``initial_model``, or ``model.path`` itself."""
+    ``sft_model``, the untrained embedded ``initial_model``, the shipped policy's folder, or
+    ``model.path`` itself."""
     if runs_sft(config):
         return Path(run_dir) / "sft_model"
-    if config["model"]["path"] is None:
+    kind = start_kind(config)
+    if kind == "scratch":
         return Path(run_dir) / "initial_model"
+    if kind == "shipped":
+        return _shipped_dir(config)
     return Path(config["model"]["path"])
+
+
+def _shipped_dir(config: dict[str, Any]) -> Path:
+    path = starting_policy_dir(config["env"]["name"])
+    if path is None:  # validate() refuses model.init=shipped without one; auto never picks it
+        raise ConfigError(f"no starting policy is shipped for environment '{config['env']['name']}'")
+    return path
 
 
 def load_replica(config: dict[str, Any], run_dir: Path) -> tuple[Any, Any]:
@@ -222,6 +293,9 @@ def train(
     accelerator = make_accelerator(config)
     main = accelerator.is_main_process
     torch.manual_seed(config["seed"])
+    if main and start_kind(config) == "shipped":
+        # a damaged shipped policy is reported before a run directory is created for nothing
+        verify_starting_policy(_shipped_dir(config))
     path = prepare_run_dir(config, run_dir) if main else None
     if accelerator.num_processes > 1:
         path = Path(broadcast_object_list([str(path)])[0])
@@ -243,6 +317,7 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
     if checkpoint is None:
         raise ConfigError(f"{path} has no complete checkpoint to resume from")
     config = yaml.safe_load((path / "config.yaml").read_text())
+    config["model"].setdefault("init", "auto")  # written before model.init existed; unused on resume
     validate(config)
     if config["model"]["lora"]["enabled"]:
         raise ConfigError("resuming LoRA runs is not supported yet; start a new run from the saved adapter")

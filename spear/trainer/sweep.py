@@ -3,7 +3,9 @@
 A sweep directory holds::
 
     sweep.json                 the sweep's spec and the command lines that ran it
-    cold_start/                the shared starting model (built once per sweep)
+    cold_start/                the shared starting model, when the sweep builds one (from scratch,
+                               or SFT on a given/shipped model); absent when runs start from the
+                               shipped starting policy or --model as they are
     runs/<preset>-seed<s>/     ordinary run directories (spear train) + summary.json
     results.md, results.csv    per preset: mean and sample std over seeds
     runs.csv                   one row per preset x seed
@@ -39,6 +41,7 @@ RESERVED_KEYS = {
     "steps": "--steps",
     "env.name": "--env",
     "model.path": "--model",
+    "model.init": "--from-scratch",
     "run_dir": "--out",
 }
 
@@ -53,6 +56,7 @@ class SweepSpec:
     steps: int
     overrides: tuple[str, ...] = ()
     model: str | None = None
+    init: str | None = None  # without --model: shipped (the package's starting policy) or scratch
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -62,7 +66,14 @@ class SweepSpec:
             "steps": self.steps,
             "overrides": list(self.overrides),
             "model": self.model,
+            "init": self.init,
         }
+
+
+def _with_legacy_keys(spec: dict[str, Any]) -> dict[str, Any]:
+    """A recorded spec with keys added since it was written: sweeps from before shipped starting
+    policies started from a shared cold start unless given --model."""
+    return {"init": None if spec.get("model") is not None else "scratch", **spec}
 
 
 def sweep_spec(
@@ -73,10 +84,13 @@ def sweep_spec(
     env: str | None = None,
     overrides: Sequence[str] = (),
     model: str | None = None,
+    from_scratch: bool = False,
 ) -> SweepSpec:
     """Check the user's arguments and resolve defaults (env and steps from the base config).
 
-    ``seeds=n`` means seeds ``0 .. n-1``. Raises :class:`ConfigError` naming the argument.
+    ``seeds=n`` means seeds ``0 .. n-1``. Without ``model``, runs start from the shipped
+    starting policy of the environment if the package has one, else (or with
+    ``from_scratch``) from one shared cold start. Raises :class:`ConfigError` naming the argument.
     """
     presets = tuple(p.strip() for p in presets if p.strip())
     if not presets:
@@ -91,12 +105,20 @@ def sweep_spec(
         dotted = ".".join(keys)
         if dotted in RESERVED_KEYS:
             raise ConfigError(f"override '{item}': spear compare sets {dotted}; use {RESERVED_KEYS[dotted]}")
+    if model is not None and from_scratch:
+        raise ConfigError("--from-scratch builds the embedded model; it cannot be combined with --model")
     if model is not None:
         if not Path(model).exists():
             raise ConfigError(f"--model {model} does not exist (a local Hugging Face model folder is needed)")
         model = str(Path(model).resolve())  # runs and resumes may start from another directory
     head = [f"env.name={env}"] if env is not None else []
     defaults = load_config(presets[0], [*head, *overrides])
+    init = None
+    if model is None:
+        from spear.models.shipped import starting_policy_dir
+
+        shipped = not from_scratch and starting_policy_dir(defaults["env"]["name"]) is not None
+        init = "shipped" if shipped else "scratch"
     return SweepSpec(
         env=defaults["env"]["name"],
         presets=presets,
@@ -104,6 +126,7 @@ def sweep_spec(
         steps=defaults["steps"] if steps is None else steps,
         overrides=tuple(overrides),
         model=model,
+        init=init,
     )
 
 
@@ -127,25 +150,43 @@ def machine_info() -> dict[str, Any]:
 
 
 def open_sweep(
-    sweep_dir: Path, spec: SweepSpec, *, start: Path, command: str, machine: dict[str, Any]
+    sweep_dir: Path,
+    spec: SweepSpec,
+    *,
+    start: Path,
+    command: str,
+    machine: dict[str, Any],
+    start_policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Create or re-open a sweep directory; refuse one started with a different spec.
 
-    Records the starting model and, once each, every distinct (command, machine) that
-    worked on the sweep.
+    Records the starting model (and ``start_policy``, the shipped policy's folder and
+    weights' sha256, refusing to go on if a rebuilt policy no longer matches) and, once
+    each, every distinct (command, machine) that worked on the sweep.
     """
     sweep_dir = Path(sweep_dir)
     path = sweep_dir / SPEC_FILE
     wanted = spec.as_dict()
     if path.is_file():
         record = json.loads(path.read_text())
-        differ = [k for k in wanted if record["spec"].get(k) != wanted[k]]
+        recorded = _with_legacy_keys(record["spec"])
+        differ = [k for k in wanted if recorded.get(k) != wanted[k]]
         if differ:
-            details = "; ".join(
-                f"{k}: sweep has {record['spec'].get(k)!r}, now {wanted[k]!r}" for k in differ
+            details = "; ".join(f"{k}: sweep has {recorded.get(k)!r}, now {wanted[k]!r}" for k in differ)
+            hint = (
+                " (or add --from-scratch to continue it)"
+                if differ == ["init"] and recorded["init"] == "scratch"
+                else ""
             )
             raise ConfigError(
-                f"{sweep_dir} holds a sweep with a different spec ({details}); use another --out"
+                f"{sweep_dir} holds a sweep with a different spec ({details}); use another --out{hint}"
+            )
+        before = record.get("start_policy")
+        if before is not None and start_policy is not None and before["sha256"] != start_policy["sha256"]:
+            raise ConfigError(
+                f"{sweep_dir} started from the shipped policy whose model.safetensors has sha256 "
+                f"{before['sha256']}; the shipped policy now differs ({start_policy['sha256']}), so "
+                "the runs would not share a start; use another --out"
             )
     elif sweep_dir.is_dir() and any(sweep_dir.iterdir()):
         raise ConfigError(f"--out {sweep_dir} exists and is not a sweep directory (no {SPEC_FILE})")
@@ -156,6 +197,8 @@ def open_sweep(
             "start": start.relative_to(sweep_dir.resolve()).as_posix() if inside else str(start),
             "invocations": [],
         }
+        if start_policy is not None:
+            record["start_policy"] = start_policy
     invocation = {"command": command, "machine": machine}
     if invocation not in record["invocations"]:
         record["invocations"].append(invocation)
@@ -169,9 +212,15 @@ def read_sweep(sweep_dir: Path) -> tuple[SweepSpec, dict[str, Any]]:
     if not path.is_file():
         raise ConfigError(f"{sweep_dir} is not a sweep directory (no {SPEC_FILE})")
     record = json.loads(path.read_text())
-    s = record["spec"]
+    s = _with_legacy_keys(record["spec"])
     spec = SweepSpec(
-        s["env"], tuple(s["presets"]), tuple(s["seeds"]), s["steps"], tuple(s["overrides"]), s["model"]
+        s["env"],
+        tuple(s["presets"]),
+        tuple(s["seeds"]),
+        s["steps"],
+        tuple(s["overrides"]),
+        s["model"],
+        s["init"],
     )
     return spec, record
 

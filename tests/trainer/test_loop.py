@@ -54,7 +54,7 @@ def base_model(tmp_path_factory):
     """A tiny embedded model for household with a short cold start (also usable on parity)."""
     path = tmp_path_factory.mktemp("model")
     sizes = [f"model.embedded.{k}={v}" for k, v in SIZES.items()]
-    config = load_config("spear", [*MICRO, *sizes, "sft.episodes=8", "sft.epochs=1"])
+    config = load_config("spear", [*MICRO, *sizes, "model.init=scratch", "sft.episodes=8", "sft.epochs=1"])
     setup_model(config, path, quiet=True)
     return path / "sft_model"
 

@@ -1,0 +1,63 @@
+"""Build the shipped starting policy of an environment (``spear/models/pretrained/<env>/``).
+
+The one command that regenerates a shipped policy; ``manifest.json`` records the exact
+command line used, and every error about a damaged policy quotes it::
+
+    python scripts/build_starting_policy.py --env household --threads 1
+    python scripts/build_starting_policy.py --env household sft.episodes=960 sft.epochs=4
+
+Overrides (``key.sub=value``) apply over preset ``spear`` and the environment's profile,
+as in ``spear train``; the model is always the embedded one, built from scratch and
+cold-started. See docs/DESIGN.md, "The shipped starting policy".
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from spear.models.shipped import StartingPolicyError
+from spear.trainer.config import ConfigError
+from spear.trainer.starting_policy import build_starting_policy, default_out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="household", help="environment (default: household)")
+    parser.add_argument("--out", help="output folder (default: spear/models/pretrained/<env>)")
+    parser.add_argument("--eval-episodes", type=int, default=512, help="held-out episodes (default 512)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: one per core)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "scripts/build_starting_policy.py", *argv])
+    try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        out = Path(args.out) if args.out else default_out_dir(args.env)
+        build_starting_policy(
+            args.env,
+            out,
+            args.overrides,
+            eval_episodes=args.eval_episodes,
+            command=command,
+            quiet=args.quiet,
+        )
+    except (ConfigError, StartingPolicyError) as exc:
+        print(f"build_starting_policy: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The shipped starting policies: cold-started embedded models that come with the package.
+
+``spear/models/pretrained/<env>/`` holds an HF-format model and tokenizer that
+``scripts/build_starting_policy.py`` built and cold-started on ``<env>``, plus
+``manifest.json``: the command that rebuilds it, the settings it was built with, its
+held-out evaluation, and the byte size and sha256 of every file. A policy is verified
+against its manifest before it is loaded, so a deleted, truncated or edited file is
+reported by name with that command instead of failing deep inside ``from_pretrained``.
+
+This module sits below :mod:`spear.trainer`; the builder lives in
+:mod:`spear.trainer.starting_policy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MANIFEST = "manifest.json"
+MAX_BYTES = 10 * 1024 * 1024  # every policy ships inside the package: keep the wheel small
+REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+# Used when the manifest itself is gone or unreadable (it normally records its own command).
+REBUILD_COMMAND = "python scripts/build_starting_policy.py --env {env}"
+
+
+class StartingPolicyError(ValueError):
+    """A shipped starting policy is missing, damaged or not shipped for an environment."""
+
+
+def pretrained_root() -> Path:
+    """The folder holding one sub-folder per environment with a shipped policy."""
+    return Path(str(resources.files("spear.models").joinpath("pretrained")))
+
+
+def starting_policy_dir(env_name: str) -> Path | None:
+    """The shipped policy's folder for ``env_name``, or None when none is shipped.
+
+    A folder that exists counts as shipped even if it is damaged: loading it then
+    fails with the damage named, instead of silently training from scratch.
+    """
+    if not isinstance(env_name, str) or not env_name or "/" in env_name or env_name.startswith("."):
+        return None
+    path = pretrained_root() / env_name
+    return path if path.is_dir() else None
+
+
+def rebuild_command(env_name: str) -> str:
+    """The documented command that builds the shipped policy of ``env_name``."""
+    return REBUILD_COMMAND.format(env=env_name)
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """(byte size, sha256 hex) of a file."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of the policy folder ``path``; StartingPolicyError if it is missing or
+    not a manifest (the message holds the documented rebuild command)."""
+    path = Path(path)
+    env_name = path.name
+    target = path / MANIFEST
+    how = f"Rebuild it with: {rebuild_command(env_name)}"
+    if not target.is_file():
+        raise StartingPolicyError(f"the starting policy in {path} is incomplete: {target} is missing. {how}")
+    try:
+        manifest = json.loads(target.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StartingPolicyError(f"{target} is not readable JSON ({exc}). {how}") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    well_formed = isinstance(files, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("bytes"), int) and isinstance(v.get("sha256"), str)
+        for v in files.values()
+    )
+    if not well_formed:
+        raise StartingPolicyError(f"{target} lacks a valid 'files' table of byte sizes and sha256. {how}")
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        raise StartingPolicyError(f"{target} does not list {', '.join(missing)}. {how}")
+    if not isinstance(manifest.get("command"), str) or not manifest["command"]:
+        manifest["command"] = rebuild_command(manifest.get("env", env_name))
+    return manifest
+
+
+def verify_starting_policy(path: str | Path) -> dict[str, Any]:
+    """Check every file the manifest lists: present, same byte size, same sha256.
+
+    Returns the manifest. Raises StartingPolicyError naming the first bad file and the
+    command that rebuilds the policy.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    how = f"Rebuild it with: {manifest['command']}"
+    for name, expected in manifest["files"].items():
+        target = path / name
+        if not target.is_file():
+            raise StartingPolicyError(
+                f"the starting policy in {path} is incomplete: {target} is missing. {how}"
+            )
+        size, sha = file_digest(target)
+        if size != expected["bytes"]:
+            raise StartingPolicyError(
+                f"the starting policy in {path} is damaged: {target} has {size} bytes, "
+                f"its manifest says {expected['bytes']}. {how}"
+            )
+        if sha != expected["sha256"]:
+            raise StartingPolicyError(
+                f"the starting policy in {path} is damaged: the sha256 of {target} differs from "
+                f"its manifest. {how}"
+            )
+    return manifest
+
+
+def load_starting_policy(
+    env_name: str, dtype: str | torch.dtype | None = None
+) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
+    """Verify and load the shipped policy of ``env_name``: (model, tokenizer, manifest)."""
+    from spear.models.embedded import load_model_and_tokenizer
+
+    path = starting_policy_dir(env_name)
+    if path is None:
+        raise StartingPolicyError(
+            f"no starting policy is shipped for environment '{env_name}'; build one with: "
+            f"{rebuild_command(env_name)}"
+        )
+    manifest = verify_starting_policy(path)
+    try:
+        model, tokenizer = load_model_and_tokenizer(path, dtype=dtype)
+    except (OSError, ValueError) as exc:  # verified files that still do not load: rebuilt by a broken build
+        raise StartingPolicyError(
+            f"the starting policy in {path} does not load ({exc}). Rebuild it with: {manifest['command']}"
+        ) from None
+    return model, tokenizer, manifest

@@ -1,0 +1,159 @@
+"""The shipped household starting policy: it loads, its tokenizer round-trips household text,
+its manifest matches the files, and a damaged copy is reported by file name with the
+command that rebuilds it. Numbers come from the manifest, never from here: the policy is
+rebuilt with other settings by the same command."""
+
+import json
+import shutil
+
+import pytest
+from transformers import Qwen2ForCausalLM
+
+from spear.envs import make
+from spear.models.embedded import count_parameters
+from spear.models.shipped import (
+    MANIFEST,
+    MAX_BYTES,
+    REQUIRED_FILES,
+    StartingPolicyError,
+    file_digest,
+    load_starting_policy,
+    read_manifest,
+    rebuild_command,
+    starting_policy_dir,
+    verify_starting_policy,
+)
+from spear.rollout.prompts import react_turn_prompt
+
+HOUSEHOLD = starting_policy_dir("household")
+
+
+def test_the_package_ships_a_household_policy():
+    assert HOUSEHOLD is not None and HOUSEHOLD.name == "household"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_starting_policy("household")
+
+
+@pytest.fixture(scope="module")
+def manifest():
+    return json.loads((HOUSEHOLD / MANIFEST).read_text())
+
+
+def household_prompt():
+    env = make("household", num_receptacles=4, num_distractors=1, max_turns=12, split="eval")
+    observation, _ = env.reset(3)
+    prompt = react_turn_prompt(
+        instruction=env.instruction,
+        observation=observation,
+        history=[],
+        admissible=env.admissible_actions,
+        history_length=1,
+    )
+    env.close()
+    return prompt
+
+
+def test_the_shipped_files_load_as_a_qwen2_causal_lm_and_its_tokenizer(shipped, manifest):
+    model, tokenizer, loaded_manifest = shipped
+    assert isinstance(model, Qwen2ForCausalLM)
+    assert loaded_manifest == manifest
+    assert count_parameters(model) == manifest["parameters"]
+    assert model.config.vocab_size == len(tokenizer)
+    assert tokenizer.pad_token_id is not None and tokenizer.eos_token_id is not None
+
+
+def test_the_tokenizer_round_trips_a_household_prompt_and_renders_the_chat_template(shipped):
+    _, tokenizer, _ = shipped
+    prompt = household_prompt()
+    ids = tokenizer.encode(prompt, add_special_tokens=False)
+    assert tokenizer.decode(ids) == prompt
+    chat = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+    )
+    assert prompt in chat and chat.index(prompt) < len(chat) - len(prompt)
+
+
+def test_the_manifest_matches_the_files_on_disk(manifest):
+    on_disk = {p.name for p in HOUSEHOLD.iterdir() if p.is_file() and p.name != MANIFEST}
+    assert set(manifest["files"]) == on_disk
+    assert set(REQUIRED_FILES) <= on_disk
+    for name, entry in manifest["files"].items():
+        assert file_digest(HOUSEHOLD / name) == (entry["bytes"], entry["sha256"]), name
+    assert manifest["total_bytes"] == sum(e["bytes"] for e in manifest["files"].values())
+    assert manifest["total_bytes"] + (HOUSEHOLD / MANIFEST).stat().st_size <= MAX_BYTES
+    assert "scripts/build_starting_policy.py" in manifest["command"] and "household" in manifest["command"]
+    assert manifest["env"] == manifest["config"]["env"]["name"] == "household"
+    assert 0.0 <= manifest["eval"]["success_rate"] <= 1.0 and manifest["eval"]["episodes"] >= 1
+    lo, hi = manifest["eval"]["success_ci"]
+    assert lo <= manifest["eval"]["success_rate"] <= hi
+    assert manifest["train_seconds"] > 0 and manifest["machine"]["torch"]
+    assert verify_starting_policy(HOUSEHOLD) == manifest
+
+
+def _copy(tmp_path):
+    copy = tmp_path / "household"
+    shutil.copytree(HOUSEHOLD, copy)
+    return copy
+
+
+def _delete_tokenizer(copy):
+    (copy / "tokenizer.json").unlink()
+    return "tokenizer.json"
+
+
+def _flip_a_byte(copy):
+    path = copy / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return "model.safetensors"
+
+
+def _truncate(copy):
+    path = copy / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    return "model.safetensors"
+
+
+def _edit_the_manifest(copy):
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["files"]["config.json"]["sha256"] = "0" * 64
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    return "config.json"
+
+
+@pytest.mark.parametrize("damage", [_delete_tokenizer, _flip_a_byte, _truncate, _edit_the_manifest])
+def test_a_damaged_copy_names_the_file_and_the_rebuild_command(tmp_path, manifest, damage):
+    copy = _copy(tmp_path)
+    name = damage(copy)
+    with pytest.raises(StartingPolicyError) as caught:
+        verify_starting_policy(copy)
+    message = str(caught.value)
+    assert str(copy / name) in message
+    assert manifest["command"] in message
+
+
+@pytest.mark.parametrize("content", [None, "{not json", json.dumps({"files": {}})])
+def test_a_missing_or_unreadable_manifest_gives_the_documented_command(tmp_path, content):
+    copy = _copy(tmp_path)
+    if content is None:
+        (copy / MANIFEST).unlink()
+    else:
+        (copy / MANIFEST).write_text(content)
+    with pytest.raises(StartingPolicyError) as caught:
+        read_manifest(copy)
+    assert MANIFEST in str(caught.value)
+    assert rebuild_command("household") in str(caught.value)
+    assert rebuild_command("household") == "python scripts/build_starting_policy.py --env household"
+
+
+def test_environments_without_a_shipped_policy_have_none(monkeypatch, tmp_path):
+    assert starting_policy_dir("no-such-env") is None
+    assert starting_policy_dir("../household") is None
+    monkeypatch.setattr("spear.models.shipped.pretrained_root", lambda: tmp_path)
+    assert starting_policy_dir("household") is None
+    with pytest.raises(StartingPolicyError, match="no starting policy is shipped for environment"):
+        load_starting_policy("household")

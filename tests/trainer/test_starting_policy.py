@@ -1,0 +1,241 @@
+"""model.init and the shipped starting policy in the trainer: config resolution, spear train
+from the shipped policy (no SFT) and from scratch, a damaged policy's error, spear compare
+from the shipped policy, and the builder on tiny settings."""
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from spear.cli import main
+from spear.models.embedded import count_parameters, load_model_and_tokenizer
+from spear.models.shipped import MANIFEST, StartingPolicyError, starting_policy_dir, verify_starting_policy
+from spear.trainer.config import ConfigError, load_config
+from spear.trainer.run import START_RECORD, prepared_model_path, runs_sft, setup_model, start_kind
+from spear.trainer.starting_policy import build_starting_policy
+from spear.trainer.sweep import open_sweep, read_sweep, sweep_spec
+
+SHIPPED = starting_policy_dir("household")
+# one short RL step on household: 2 tasks x 2 copies, 3 turns, 2 eval episodes before and after
+TINY_RL = [
+    "--steps",
+    "1",
+    "--quiet",
+    "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}",
+    "rollout.tasks_per_step=2",
+    "rollout.group_size=2",
+    "actor.mini_batch_size=16",
+    "actor.micro_batch_size=8",
+    "eval.every=0",
+    "eval.final_episodes=2",
+    "checkpoint.every=0",
+    "logging.tensorboard=false",
+    "logging.plots=false",
+]
+TINY_MODEL = [
+    "model.embedded.vocab_size=400",
+    "model.embedded.hidden_size=32",
+    "model.embedded.num_layers=2",
+    "model.embedded.num_heads=2",
+    "model.embedded.num_kv_heads=1",
+    "model.embedded.intermediate_size=64",
+    "sft.episodes=4",
+    "sft.epochs=1",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from two threads on a shared CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def record(run_dir):
+    return json.loads((Path(run_dir) / START_RECORD).read_text())
+
+
+# ----------------------------------------------------------------------------- config
+def test_model_init_must_be_auto_shipped_or_scratch():
+    with pytest.raises(ConfigError, match=r"model\.init must be one of"):
+        load_config("spear", ["model.init=pretrained"])
+
+
+def test_shipped_without_a_shipped_policy_names_the_env_and_the_build_command():
+    assert starting_policy_dir("math") is None
+    with pytest.raises(ConfigError) as caught:
+        load_config("spear", ["env.name=math", "model.init=shipped"])
+    assert "'math'" in str(caught.value)
+    assert "python scripts/build_starting_policy.py --env math" in str(caught.value)
+
+
+def test_auto_is_shipped_where_a_policy_is_shipped_and_scratch_elsewhere():
+    household = load_config("spear")
+    assert household["model"]["init"] == "auto"
+    assert start_kind(household) == "shipped" and not runs_sft(household)
+    assert prepared_model_path(household, Path("run")) == SHIPPED
+    math = load_config("spear", ["env.name=math"])
+    assert start_kind(math) == "scratch" and runs_sft(math)
+    assert prepared_model_path(math, Path("run")) == Path("run") / "sft_model"
+    scratch = load_config("spear", ["model.init=scratch"])
+    assert start_kind(scratch) == "scratch" and runs_sft(scratch)
+    # a given model ignores model.init; sft.enabled=true continues SFT on a given or shipped start
+    given = load_config("spear", ["model.path=somewhere", "model.init=scratch"])
+    assert start_kind(given) == "path" and not runs_sft(given)
+    again = load_config("spear", ["sft.enabled=true"])
+    assert start_kind(again) == "shipped" and runs_sft(again)
+
+
+# ----------------------------------------------------------------------------- spear train
+def test_spear_train_starts_rl_from_the_shipped_policy_without_sft(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), *TINY_RL]) == 0
+    assert not (run / "sft_model").exists() and not (run / "initial_model").exists()
+    started = record(run)
+    assert started["init"] == "shipped" and started["path"] == str(SHIPPED)
+    assert not started["cold_start_in_run"]
+    assert started["manifest"] == verify_starting_policy(SHIPPED)
+    assert (run / "final_model" / "config.json").is_file()
+    assert "eval success" in capsys.readouterr().out
+
+
+def test_spear_train_from_scratch_still_builds_and_cold_starts(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--from-scratch", "--run-dir", str(run), *TINY_RL, *TINY_MODEL]) == 0
+    assert (run / "initial_model" / "tokenizer.json").is_file()
+    assert (run / "sft_model" / "model.safetensors").is_file()
+    assert record(run)["init"] == "scratch" and record(run)["cold_start_in_run"]
+    assert main(["train", "--from-scratch", "--model", str(SHIPPED), *TINY_RL]) == 2
+
+
+def test_sft_enabled_true_continues_sft_on_the_shipped_policy(tmp_path):
+    config = load_config(
+        "spear",
+        [
+            "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}",
+            "sft.enabled=true",
+            "sft.episodes=2",
+            "sft.epochs=1",
+        ],
+    )
+    setup_model(config, tmp_path, quiet=True)
+    assert record(tmp_path)["init"] == "shipped" and record(tmp_path)["cold_start_in_run"]
+    tuned, _ = load_model_and_tokenizer(tmp_path / "sft_model")
+    shipped, _ = load_model_and_tokenizer(SHIPPED)
+    assert count_parameters(tuned) == count_parameters(shipped)  # the shipped model, trained further
+    assert not all(torch.equal(a, b) for a, b in zip(tuned.parameters(), shipped.parameters(), strict=True))
+
+
+def test_spear_sft_builds_from_scratch(tmp_path):
+    assert main(["sft", "--out", str(tmp_path), "--quiet", *TINY_MODEL]) == 0
+    assert (tmp_path / "initial_model").is_dir() and (tmp_path / "sft_model").is_dir()
+    assert record(tmp_path)["init"] == "scratch"
+
+
+@pytest.fixture
+def damaged_package(tmp_path, monkeypatch):
+    """A copy of the shipped policies in tmp_path, returned by pretrained_root()."""
+    root = tmp_path / "pretrained"
+    shutil.copytree(SHIPPED, root / "household")
+    monkeypatch.setattr("spear.models.shipped.pretrained_root", lambda: root)
+    return root / "household"
+
+
+def test_a_damaged_shipped_policy_stops_spear_train_with_the_file_and_the_rebuild_command(
+    damaged_package, tmp_path, capsys
+):
+    (damaged_package / "tokenizer.json").unlink()
+    run = tmp_path / "run"
+    assert main(["train", "--run-dir", str(run), *TINY_RL]) == 2
+    err = capsys.readouterr().err
+    manifest = json.loads((damaged_package / MANIFEST).read_text())
+    assert str(damaged_package / "tokenizer.json") in err and manifest["command"] in err
+    assert "--from-scratch" in err and "Traceback" not in err and err.count("\n") == 1
+    assert not run.exists()  # refused before the run directory is made
+
+
+def test_a_damaged_shipped_policy_fails_load_and_the_builder_config_is_guarded(damaged_package):
+    (damaged_package / MANIFEST).unlink()
+    with pytest.raises(StartingPolicyError, match=r"manifest\.json"):
+        setup_model(load_config("spear"), damaged_package.parent.parent / "run", quiet=True)
+    with pytest.raises(ConfigError, match=r"sft\.enabled"):
+        build_starting_policy("household", overrides=["sft.enabled=false"])
+    with pytest.raises(ConfigError, match=r"model\.path"):
+        build_starting_policy("household", overrides=["model.path=x"])
+
+
+# ----------------------------------------------------------------------------- spear compare
+def test_compare_starts_every_run_from_the_shipped_policy(tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", "--presets", "grpo", "--seeds", "1", "--steps", "1", "--out", str(out)]
+    assert main([*args, *TINY_RL[2:]]) == 0
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert sweep["spec"]["init"] == "shipped" and sweep["start"] == str(SHIPPED)
+    assert (
+        sweep["start_policy"]["sha256"]
+        == verify_starting_policy(SHIPPED)["files"]["model.safetensors"]["sha256"]
+    )
+    assert not (out / "cold_start").exists()
+    config = (out / "runs" / "grpo-seed0" / "config.yaml").read_text()
+    assert f"path: {SHIPPED}" in config
+    assert "shipped starting policy of household" in (out / "results.md").read_text()
+    # the start is part of the spec: the same --out from scratch is another sweep
+    assert main([*args, "--from-scratch", *TINY_RL[2:]]) == 2
+    assert main([*args, *TINY_RL[2:], "model.init=scratch"]) == 2
+
+
+def test_a_sweep_recorded_before_model_init_continues_from_scratch_only(tmp_path):
+    """sweep.json files written before shipped policies lack spec.init: they cold-started."""
+    spec = sweep_spec(["grpo"], 1, 1, env="household", from_scratch=True)
+    assert spec.init == "scratch" and sweep_spec(["grpo"], 1, 1, env="household").init == "shipped"
+    open_sweep(tmp_path, spec, start=tmp_path / "cold_start" / "sft_model", command="c", machine={})
+    path = tmp_path / "sweep.json"
+    legacy = json.loads(path.read_text())
+    del legacy["spec"]["init"]
+    path.write_text(json.dumps(legacy))
+    assert read_sweep(tmp_path)[0] == spec
+    open_sweep(tmp_path, spec, start=tmp_path / "cold_start" / "sft_model", command="c", machine={})
+    shipped = sweep_spec(["grpo"], 1, 1, env="household")
+    with pytest.raises(ConfigError, match="add --from-scratch to continue it"):
+        open_sweep(tmp_path, shipped, start=SHIPPED, command="c", machine={})
+
+
+# ----------------------------------------------------------------------------- the builder
+@pytest.mark.slow
+def test_the_builder_writes_a_verified_policy_with_its_manifest(tmp_path):
+    out = tmp_path / "pretrained" / "household"
+    overrides = [*TINY_MODEL, "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}"]
+    manifest = build_starting_policy(
+        "household", out, overrides, eval_episodes=2, command="python build --tiny", quiet=True
+    )
+    assert verify_starting_policy(out) == manifest == json.loads((out / MANIFEST).read_text())
+    assert manifest["command"] == "python build --tiny"
+    model, _ = load_model_and_tokenizer(out)
+    assert manifest["parameters"] == count_parameters(model)
+    assert manifest["config"]["model"]["embedded"]["hidden_size"] == 32
+    assert manifest["config"]["sft"]["episodes"] == 4
+    assert manifest["config"]["env"] == {
+        "name": "household",
+        "options": {"num_receptacles": 4, "num_distractors": 1, "max_turns": 3},
+    }
+    assert manifest["eval"]["episodes"] == 2
+    assert manifest["eval"]["temperature"] == load_config("spear")["eval"]["temperature"]
+    assert manifest["total_bytes"] == sum(f["bytes"] for f in manifest["files"].values())
+    assert {"cpu", "torch", "torch_threads"} <= set(manifest["machine"])
+    assert manifest["created"].endswith("Z") and manifest["train_seconds"] > 0
+    # the script is the documented entry point; a rebuild swaps the folder, leaving nothing behind
+    script_path = Path(__file__).parents[2] / "scripts" / "build_starting_policy.py"
+    spec = importlib.util.spec_from_file_location("build_starting_policy", script_path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    argv = ["--out", str(out), "--eval-episodes", "2", "--quiet", *overrides, "seed=1"]
+    assert script.main(argv) == 0
+    rebuilt = verify_starting_policy(out)
+    assert rebuilt["command"].startswith("python scripts/build_starting_policy.py --out")
+    assert rebuilt["config"]["seed"] == 1
+    assert sorted(p.name for p in out.parent.iterdir()) == ["household"]
