@@ -1,5 +1,7 @@
 """The 'parity' environment shared by the trainer tests (registered on import)."""
 
+from micro import base_model  # noqa: F401 (the tiny model every trainer test may ask for)
+
 from spear.envs import available, register
 from spear.envs.actions import format_react
 from spear.envs.base import Env, StepResult, step_info
