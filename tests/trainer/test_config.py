@@ -116,8 +116,8 @@ def test_preset_inheritance_cycles_are_reported(monkeypatch):
 
 def test_each_environment_starts_from_its_profile():
     household = load_config("spear")
-    assert household["env"]["options"] == {"num_receptacles": 4, "num_distractors": 1, "max_turns": 12}
-    assert household["rollout"]["max_new_tokens"] == 32
+    assert household["env"]["options"] == {"num_receptacles": 4, "num_distractors": 1, "max_turns": 20}
+    assert household["rollout"]["max_new_tokens"] == 32 and household["sft"]["episodes"] == 960
     math = load_config("spear", ["env.name=math"])
     assert math["env"]["options"]["max_turns"] == 4 and math["rollout"]["max_new_tokens"] == 128
     assert math["env"]["options"]["tasks"] == ["basic_arithmetic", "chain_sum", "gcd", "lcm"]
