@@ -5,7 +5,7 @@ Examples::
     spear train                                   # the shipped household policy, preset spear
     spear train --from-scratch                    # build + cold-start the embedded model first
     spear train --preset grpo --steps 100 actor.lr=5e-5 rollout.group_size=8
-    spear train --model Qwen/Qwen2.5-1.5B-Instruct --env shop     # any HF model by path
+    spear train --model models/Qwen2.5-1.5B-Instruct --env shop   # any HF model in a local folder
     spear train --resume runs/spear-household-20261121-101500
     spear sft --env household --out models/household-sft
     spear eval --model runs/.../final_model --env household --episodes 200
@@ -63,7 +63,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", help="environment name (default: household)")
     parser.add_argument(
         "--model",
-        help="path of a Hugging Face causal LM (default: the embedded model; model.init says which)",
+        help="local folder of a Hugging Face causal LM, never downloaded "
+        "(default: the embedded model; model.init says which)",
     )
     parser.add_argument("--steps", type=int, help="RL steps")
     parser.add_argument("--seed", type=int)
@@ -97,12 +98,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sft(args: argparse.Namespace) -> int:
-    from spear.trainer.run import setup_model
+    from spear.trainer.run import check_start_model, setup_model
 
     # the cold start is what spear sft is for: it builds from scratch unless given --model
     # (the user's own model.init=shipped, later in the list, still continues SFT on the shipped policy)
     overrides = ["model.init=scratch", *_train_overrides(args), "sft.enabled=true"]
     config = load_config(args.preset, overrides, config_file=args.config)
+    check_start_model(config)  # before --out is created
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     setup_model(config, out, quiet=args.quiet)
@@ -180,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sft.set_defaults(func=cmd_sft)
 
     ev = sub.add_parser("eval", help="success rate and score on the held-out split")
-    ev.add_argument("--model", required=True)
+    ev.add_argument("--model", required=True, help="local folder of the model (e.g. a run's final_model)")
     ev.add_argument("--env", help="default: the environment the model was trained on (spear_run.yaml)")
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument("--env-options", help="YAML mapping of environment options")
@@ -198,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--presets", help="comma-separated (default: grpo,drbot,spear,gigpo,gigpo+spear)")
     cmp.add_argument("--seeds", type=int, default=3, help="number of seeds: 0 .. N-1 (default 3)")
     cmp.add_argument("--steps", type=int, help="RL steps of every run (default: the config's steps)")
-    cmp.add_argument("--model", help="start every run from this HF model (SFT only with sft.enabled=true)")
+    cmp.add_argument(
+        "--model", help="start every run from this local HF model folder (SFT only with sft.enabled=true)"
+    )
     cmp.add_argument(
         "--from-scratch",
         action="store_true",
@@ -217,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = sys.argv[1:] if argv is None else list(argv)  # recorded by spear compare
     from transformers.utils import logging as hf_logging
 
+    from spear.models.local import ModelPathError
     from spear.models.shipped import StartingPolicyError
 
     hf_logging.disable_progress_bar()  # our own bars show progress; HF's save/load bars are noise
@@ -225,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except ConfigError as exc:
         print(f"spear: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except ModelPathError as exc:
+        print(f"spear: {exc}", file=sys.stderr)
         return 2
     except StartingPolicyError as exc:
         print(f"spear: {exc} (or start from scratch with --from-scratch)", file=sys.stderr)

@@ -25,6 +25,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
+from spear.models.local import ModelPathError, check_model_dir
 from spear.models.tokenizer import build_tokenizer
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -134,18 +135,25 @@ def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
 
 
 def load_model_and_tokenizer(
-    path_or_name: str | Path, dtype: str | torch.dtype | None = None
+    path: str | Path, dtype: str | torch.dtype | None = None
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
-    """Load a causal LM and its tokenizer (the embedded model or any HF checkpoint).
+    """Load a causal LM and its tokenizer from a local folder (the embedded model or any HF checkpoint).
 
     ``dtype=None`` keeps the checkpoint's dtype. A tokenizer without a pad token
-    gets its EOS token as padding (padding positions are masked everywhere).
+    gets its EOS token as padding (padding positions are masked everywhere). A path that
+    does not exist or holds no model raises :class:`~spear.models.local.ModelPathError`
+    before transformers is asked (nothing is downloaded: ``local_files_only``).
     """
-    tokenizer = AutoTokenizer.from_pretrained(str(path_or_name))
-    model = AutoModelForCausalLM.from_pretrained(str(path_or_name), dtype=_resolve_dtype(dtype))
+    path = check_model_dir(path)
+    resolved = _resolve_dtype(dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=resolved, local_files_only=True)
+    except OSError as exc:  # transformers' way of saying a file is unreadable or incomplete
+        raise ModelPathError(f"the model in {path} does not load: {exc}") from None
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise ValueError(f"the tokenizer of {path_or_name} has neither a pad nor an eos token")
+            raise ValueError(f"the tokenizer of {path} has neither a pad nor an eos token")
         tokenizer.pad_token = tokenizer.eos_token
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

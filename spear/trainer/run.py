@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
+from spear.models.local import check_model_dir
 from spear.models.shipped import MANIFEST, load_starting_policy, starting_policy_dir, verify_starting_policy
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
@@ -59,6 +60,14 @@ def start_kind(config: dict[str, Any]) -> str:
     if init == "auto":
         return "shipped" if starting_policy_dir(config["env"]["name"]) is not None else "scratch"
     return init
+
+
+def check_start_model(config: dict[str, Any]) -> None:
+    """A given ``model.path`` (``--model``, ``--config``, an override) must be a local folder
+    holding a model: ModelPathError otherwise, before a run directory is created or anything
+    is computed. The loader checks again (spear.models.local.check_model_dir)."""
+    if start_kind(config) == "path":
+        check_model_dir(config["model"]["path"])
 
 
 def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -> tuple[Any, Any]:
@@ -107,7 +116,7 @@ def record_start(config: dict[str, Any], run_dir: Path, manifest: dict[str, Any]
     this run cold-starts it, and a shipped policy's manifest (files' sha256, build command, eval)."""
     kind = start_kind(config)
     if kind == "path":
-        path = config["model"]["path"]  # as given: it may be a hub id
+        path = config["model"]["path"]  # as given (a local folder: spear downloads nothing)
         if (
             manifest is None and (Path(path) / MANIFEST).is_file()
         ):  # spear compare's runs from a shipped policy
@@ -290,6 +299,7 @@ def train(
     """
     from accelerate.utils import broadcast_object_list
 
+    check_start_model(config)
     accelerator = make_accelerator(config)
     main = accelerator.is_main_process
     torch.manual_seed(config["seed"])
@@ -346,6 +356,7 @@ def evaluate_model(
     A model saved by ``spear train`` carries ``spear_run.yaml``: its environment, options
     and rollout settings are the defaults here; arguments override them.
     """
+    check_model_dir(model_path)  # before anything else: a bad path is not a missing --env
     settings_path = Path(model_path) / RUN_SETTINGS
     settings = yaml.safe_load(settings_path.read_text()) if settings_path.is_file() else {}
     trained_env = settings.get("env", {})

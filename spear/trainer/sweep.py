@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spear.models.local import check_model_dir
 from spear.trainer.checkpoint import atomic_write_text
 from spear.trainer.config import ConfigError, load_config, parse_override
 
@@ -90,7 +91,8 @@ def sweep_spec(
 
     ``seeds=n`` means seeds ``0 .. n-1``. Without ``model``, runs start from the shipped
     starting policy of the environment if the package has one, else (or with
-    ``from_scratch``) from one shared cold start. Raises :class:`ConfigError` naming the argument.
+    ``from_scratch``) from one shared cold start. Raises :class:`ConfigError` naming the argument,
+    or :class:`~spear.models.local.ModelPathError` when ``model`` is not a folder holding a model.
     """
     presets = tuple(p.strip() for p in presets if p.strip())
     if not presets:
@@ -108,9 +110,9 @@ def sweep_spec(
     if model is not None and from_scratch:
         raise ConfigError("--from-scratch builds the embedded model; it cannot be combined with --model")
     if model is not None:
-        if not Path(model).exists():
-            raise ConfigError(f"--model {model} does not exist (a local Hugging Face model folder is needed)")
-        model = str(Path(model).resolve())  # runs and resumes may start from another directory
+        # a folder holding a model (ModelPathError otherwise), absolute: runs and resumes may
+        # start from another directory
+        model = str(check_model_dir(model).resolve())  # runs and resumes may start from another directory
     head = [f"env.name={env}"] if env is not None else []
     defaults = load_config(presets[0], [*head, *overrides])
     init = None

@@ -16,6 +16,7 @@ import yaml
 
 import spear.trainer.run as recipes
 from spear.cli import main
+from spear.models.local import ModelPathError
 from spear.trainer.compare import cold_start_config, compare, plan_runs, start_model
 from spear.trainer.config import ConfigError, load_config
 from spear.trainer.loop import Trainer
@@ -264,7 +265,7 @@ def test_a_given_model_is_the_shared_start_and_is_cold_started_only_on_request(s
     config = yaml.safe_load((tmp_path / "cmp" / "runs" / "grpo-seed0" / "config.yaml").read_text())
     assert config["model"]["path"] == given and not (tmp_path / "cmp" / "cold_start").exists()
     assert "`" + given + "` as given (no SFT)" in (tmp_path / "cmp" / "results.md").read_text()
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(ModelPathError, match="does not exist"):
         sweep_spec(("grpo",), 1, env="parity", overrides=MICRO, model=str(tmp_path / "nothing"))
 
 
