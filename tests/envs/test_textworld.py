@@ -21,7 +21,7 @@ pytest.importorskip("textworld")
 
 import spear.envs
 from spear.envs.actions import format_react, parse_react
-from spear.envs.textworld import TextWorldEnv, game_file_signature, make_games, shared_games
+from spear.envs.textworld import TextWorldEnv, flat_split, game_file_signature, make_games, shared_games
 from spear.envs.textworld.games import DIFFICULTIES, _generate, game_signature
 from spear.envs.textworld.text import clean_feedback, unsafe_command_reason
 
@@ -180,6 +180,93 @@ def test_registered_as_textworld(games_dir: Path):
     environment = spear.envs.make("textworld", split="eval", games_dir=games_dir)
     assert isinstance(environment, TextWorldEnv)
     assert environment.action_format == "react" and environment.max_turns == 50
+
+
+# --- other game sources: one game file, a flat folder of games ---------------------------------
+
+
+def copy_game(game: Path, folder: Path, name: str | None = None) -> Path:
+    """A compiled game with its .json (and .ni) copied into ``folder``, optionally renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = Path(name).stem if name else game.stem
+    for part in game.parent.glob(f"{game.stem}.*"):
+        shutil.copy(part, folder / f"{stem}{part.suffix}")
+    return folder / f"{stem}{game.suffix}"
+
+
+@pytest.fixture(scope="module")
+def flat_dir(games_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The three games of the set side by side, without train/ and eval/ folders."""
+    out = tmp_path_factory.mktemp("textworld_flat")
+    for game in sorted(games_dir.glob("*/*.z8")):
+        copy_game(game, out)
+    return out
+
+
+def test_a_single_game_file_serves_both_splits(games_dir: Path):
+    game = games_dir / "train" / "game_000002.z8"
+    for split in ("train", "eval"):
+        environment = spear.envs.make("textworld", split=split, games_dir=str(game))
+        assert environment.games == [game]
+        assert environment.reset(7)[1]["game"] == game.name  # every seed plays the one game
+        assert play_solver(environment, 3)[-1].info["won"]
+        environment.close()
+    assert shared_games(game) == [(game, game)]  # eval is not held out, and says so
+
+
+def test_a_single_file_needs_its_json_and_must_be_a_game(games_dir: Path, tmp_path: Path):
+    lonely = tmp_path / "lonely.z8"
+    shutil.copy(games_dir / "train" / "game_000000.z8", lonely)
+    with pytest.raises(ValueError, match=r"no \.json metadata"):
+        TextWorldEnv("train", games_dir=lonely)
+    with pytest.raises(ValueError, match=r"is a file but not a \.z8/\.ulx game"):
+        TextWorldEnv("train", games_dir=games_dir / "train" / "game_000000.json")
+
+
+def test_a_flat_folder_is_split_by_the_hash_of_each_file_name(flat_dir: Path):
+    train = TextWorldEnv("train", games_dir=flat_dir)
+    evaluation = TextWorldEnv("eval", games_dir=flat_dir)
+    # game_000001.z8 hashes below 0.25, the two others above: the generated set's own split
+    assert [p.name for p in train.games] == ["game_000000.z8", "game_000002.z8"]
+    assert [p.name for p in evaluation.games] == ["game_000001.z8"]
+    assert play_solver(evaluation, 0)[-1].info["won"]
+    assert shared_games(flat_dir) == []
+    train.close()
+    evaluation.close()
+
+
+def test_the_flat_split_rule_is_fixed_and_each_game_keeps_its_split():
+    names = [Path(f"game_{i:06d}.z8") for i in range(12)]
+    split = flat_split(names)
+    assert [p.name[5:11] for p in split["eval"]] == ["000001", "000003", "000005", "000011"]
+    assert sorted(split["train"] + split["eval"]) == names
+    # a game's split depends on its name alone: fewer or more games move no other game
+    fewer = flat_split(names[::2])
+    assert fewer["eval"] == [p for p in split["eval"] if p in names[::2]]
+    wider = flat_split(names, eval_share=0.5)
+    assert set(split["eval"]) < set(wider["eval"])
+    assert [p.name[5:11] for p in wider["eval"]] == [
+        "000001",
+        "000002",
+        "000003",
+        "000004",
+        "000005",
+        "000011",
+    ]
+
+
+def test_a_flat_folder_whose_split_would_be_empty_is_refused(games_dir: Path, tmp_path: Path):
+    copy_game(games_dir / "train" / "game_000000.z8", tmp_path / "one")  # hashes to train
+    assert [p.name for p in TextWorldEnv("train", games_dir=tmp_path / "one").games] == ["game_000000.z8"]
+    with pytest.raises(ValueError, match=r"1 games; .* give 1 train, 0 eval, so the eval split is empty"):
+        TextWorldEnv("eval", games_dir=tmp_path / "one")
+    with pytest.raises(ValueError, match=r"the train split is empty"):
+        TextWorldEnv("train", games_dir=tmp_path / "one", eval_share=0.9)
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ValueError, match=r"neither train/ and eval/ folders nor \.z8/\.ulx games"):
+        TextWorldEnv("train", games_dir=tmp_path / "none")
+    with pytest.raises(ValueError, match="eval_share"):
+        TextWorldEnv("train", games_dir=tmp_path / "one", eval_share=1.0)
 
 
 # --- reset ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from spear.envs.actions import parse_react, plan_response
 from spear.envs.base import Env, StepResult, step_info
-from spear.envs.textworld.games import import_textworld, list_games, resolve_games_dir
+from spear.envs.textworld.games import EVAL_SHARE, import_textworld, list_games, resolve_games_dir
 from spear.envs.textworld.text import clean_feedback, unsafe_command_reason
 
 _FORMAT_HINT = "Answer with <think>your reasoning</think><action>one admissible action</action>."
@@ -23,8 +23,13 @@ _EPISODE_OVER = "The episode is over; no more actions are accepted."
 
 
 class TextWorldEnv(Env):
-    """Plays the games of one split of a TextWorld game set.
+    """Plays the games of one split of a TextWorld game set, a flat folder of games or one game.
 
+    ``games_dir`` is a game set (``train/`` and ``eval/`` folders), a single ``.z8``/``.ulx``
+    file (it serves both splits: eval plays the training game), or a flat folder of games,
+    which is split by a hash of each file name: a share ``eval_share`` of them (25% by
+    default) is the eval split (:func:`~spear.envs.textworld.games.flat_split`); a split
+    left empty raises ValueError.
     ``reset(seed)`` loads game ``seed % len(games)`` (games sorted by file name),
     so every copy of a GRPO group plays the same game. ``step`` parses the ReAct
     response: a malformed response is answered with an error observation and not
@@ -43,12 +48,13 @@ class TextWorldEnv(Env):
         split: str = "train",
         games_dir: str | os.PathLike[str] | None = None,
         max_turns: int = 50,
+        eval_share: float = EVAL_SHARE,
     ) -> None:
         super().__init__(split)
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
             raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
         self.max_turns = max_turns
-        self.games: list[Path] = list_games(resolve_games_dir(games_dir), self.split)
+        self.games: list[Path] = list_games(resolve_games_dir(games_dir), self.split, eval_share)
         self.game: Path | None = None
         self._textworld = import_textworld()
         self._env: Any = None

@@ -1,8 +1,18 @@
 """Generating and finding TextWorld game sets (docs/envs/textworld.md).
 
 A game set is a directory with ``train/`` and ``eval/`` folders of compiled games
-(``.z8`` or ``.ulx``, each with TextWorld's ``.json`` beside it). :func:`make_games`
-builds one with TextWorld's own generator (the code behind ``tw-make custom``):
+(``.z8`` or ``.ulx``, each with TextWorld's ``.json`` beside it). :func:`list_games` also
+plays two simpler sources (``games_dir`` names either):
+
+* a single game file: it serves both splits (train and eval play the same game, so the
+  evaluation is not held out);
+* a flat folder of games (no ``train/`` or ``eval/`` inside): each game goes to one split by
+  a hash of its file name (:func:`flat_split`, a share ``eval_share`` to eval, 25% by
+  default), so a game never changes split when others are added; a split left empty is an
+  error.
+
+:func:`make_games` builds a game set with TextWorld's own generator (the code behind
+``tw-make custom``):
 
 * train games use seeds ``seed, seed + 2, ...`` and eval games ``seed + 1, seed + 3, ...``;
 * a candidate whose content signature (map, objects and walkthrough, see
@@ -29,6 +39,7 @@ GAMES_DIR_ENV = "SPEAR_TEXTWORLD_GAMES"
 DEFAULT_GAMES_DIR = Path("data/textworld")
 MANIFEST = "manifest.json"
 MAKE_HINT = "run `python scripts/make_textworld_games.py --out DIR` to generate a game set"
+EVAL_SHARE = 0.25  # share of a flat folder's games that the file-name hash sends to eval
 
 
 @dataclass(frozen=True)
@@ -66,18 +77,93 @@ def resolve_games_dir(games_dir: str | os.PathLike[str] | None) -> Path:
     return Path(games_dir)
 
 
-def list_games(games_dir: Path, split: str) -> list[Path]:
-    """The game files of ``split``, sorted by name; ValueError if there are none."""
-    folder = games_dir / check_split(split)
-    if not folder.is_dir():
-        raise ValueError(f"games_dir {str(games_dir)!r} has no '{split}/' folder; {MAKE_HINT}")
-    games = sorted(p for p in folder.iterdir() if p.suffix in GAME_SUFFIXES)
-    if not games:
-        raise ValueError(f"games_dir folder {str(folder)!r} holds no .z8/.ulx games; {MAKE_HINT}")
+def _check_metadata(games: list[Path]) -> list[Path]:
     for game in games:
         if not game.with_suffix(".json").is_file():
             raise ValueError(f"game {str(game)!r} has no .json metadata beside it (made by tw-make?)")
     return games
+
+
+def _games_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix in GAME_SUFFIXES and p.is_file())
+
+
+def check_eval_share(eval_share: float) -> float:
+    """``eval_share`` as a float strictly between 0 and 1; ValueError otherwise."""
+    if isinstance(eval_share, bool) or not isinstance(eval_share, (int, float)) or not 0 < eval_share < 1:
+        raise ValueError(f"eval_share must be a number strictly between 0 and 1, got {eval_share!r}")
+    return float(eval_share)
+
+
+def name_position(name: str) -> float:
+    """A file name's fixed place in [0, 1): the first 8 bytes of its UTF-8 sha256, over 2**64."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def flat_split(games: Iterable[Path], eval_share: float = EVAL_SHARE) -> dict[str, list[Path]]:
+    """Split the games of a flat folder: a game whose :func:`name_position` (of its file name,
+    e.g. ``game_000003.z8``) is below ``eval_share`` is an eval game, every other one a train
+    game. Depends on nothing but the name, so adding or removing games moves no other game."""
+    share = check_eval_share(eval_share)
+    out: dict[str, list[Path]] = {split: [] for split in SPLITS}
+    for game in sorted(games):
+        out["eval" if name_position(game.name) < share else "train"].append(game)
+    return out
+
+
+def game_source(games_dir: Path) -> str:
+    """How ``games_dir`` is played: ``file`` (one game, both splits), ``set`` (``train/`` and
+    ``eval/`` folders) or ``flat`` (a folder of games split by file-name hash)."""
+    if games_dir.is_file():
+        return "file"
+    if (games_dir / "train").is_dir() or (games_dir / "eval").is_dir():
+        return "set"
+    return "flat"
+
+
+def list_games(games_dir: Path, split: str, eval_share: float = EVAL_SHARE) -> list[Path]:
+    """The game files of ``split``, sorted by name; ValueError (saying what to do) if there are none.
+
+    ``games_dir`` is a game set (``train/`` and ``eval/`` folders), a single game file (it
+    serves both splits) or a flat folder of games (split by :func:`flat_split`).
+    """
+    check_split(split)
+    check_eval_share(eval_share)
+    games_dir = Path(games_dir)
+    if not games_dir.exists():
+        raise ValueError(f"games_dir {str(games_dir)!r} does not exist; {MAKE_HINT}")
+    source = game_source(games_dir)
+    if source == "file":
+        if games_dir.suffix not in GAME_SUFFIXES:
+            raise ValueError(
+                f"games_dir {str(games_dir)!r} is a file but not a .z8/.ulx game; pass a game file "
+                f"(with its .json beside it), a folder of games, or a game set; {MAKE_HINT}"
+            )
+        return _check_metadata([games_dir])
+    if source == "set":
+        folder = games_dir / split
+        if not folder.is_dir():
+            raise ValueError(f"games_dir {str(games_dir)!r} has no '{split}/' folder; {MAKE_HINT}")
+        games = _games_in(folder)
+        if not games:
+            raise ValueError(f"games_dir folder {str(folder)!r} holds no .z8/.ulx games; {MAKE_HINT}")
+        return _check_metadata(games)
+    games = _games_in(games_dir)
+    if not games:
+        raise ValueError(
+            f"games_dir {str(games_dir)!r} holds neither train/ and eval/ folders nor .z8/.ulx games; "
+            f"{MAKE_HINT}"
+        )
+    splits = flat_split(games, eval_share)
+    if not splits[split]:
+        counts = ", ".join(f"{len(splits[s])} {s}" for s in SPLITS)
+        raise ValueError(
+            f"games_dir {str(games_dir)!r} is a flat folder of {len(games)} games; split by the hash of "
+            f"their file names (eval_share {eval_share}) they give {counts}, so the {split} split is "
+            "empty. Add games, change eval_share, pass a single game file (it serves both splits), "
+            "or put the games into train/ and eval/ folders"
+        )
+    return _check_metadata(splits[split])
 
 
 def game_signature(game: Any) -> str:
@@ -102,12 +188,13 @@ def game_file_signature(path: Path) -> str:
     return game_signature(textworld.Game.load(str(Path(path).with_suffix(".json"))))
 
 
-def shared_games(games_dir: Path) -> list[tuple[Path, Path]]:
-    """Pairs (train game, eval game) with the same content signature; empty when disjoint."""
-    by_signature = {game_file_signature(p): p for p in list_games(games_dir, "train")}
+def shared_games(games_dir: Path, eval_share: float = EVAL_SHARE) -> list[tuple[Path, Path]]:
+    """Pairs (train game, eval game) with the same content signature; empty when disjoint
+    (a single game file shares itself)."""
+    by_signature = {game_file_signature(p): p for p in list_games(games_dir, "train", eval_share)}
     return [
         (by_signature[sig], p)
-        for p in list_games(games_dir, "eval")
+        for p in list_games(games_dir, "eval", eval_share)
         if (sig := game_file_signature(p)) in by_signature
     ]
 
