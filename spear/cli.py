@@ -39,11 +39,14 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def _add_threads(parser: argparse.ArgumentParser) -> None:
+def _add_threads(parser: argparse.ArgumentParser, *, resumable: bool = False) -> None:
+    default = "one per core"
+    if resumable:
+        default += "; with --resume the run's own count, for a bit-exact resume"
     parser.add_argument(
         "--threads",
         type=int,
-        help="CPU threads for torch (default: one per core); use 1 per job when jobs share the cores",
+        help=f"CPU threads for torch (default: {default}); use 1 per job when jobs share the cores",
     )
 
 
@@ -58,7 +61,7 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, resumable: bool = False) -> None:
     parser.add_argument("--preset", default="spear", help=f"one of: {', '.join(available_presets())}")
     parser.add_argument("--env", help="environment name (default: household)")
     parser.add_argument(
@@ -71,7 +74,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="a YAML file merged over the preset")
     parser.add_argument("--run-dir", help="output directory (default: runs/<preset>-<env>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_threads(parser)
+    _add_threads(parser, resumable=resumable)
     parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
 
 
@@ -79,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from spear.trainer.run import resume, train
 
     if args.resume:
-        summary = resume(args.resume, quiet=args.quiet)
+        summary = resume(args.resume, quiet=args.quiet, threads=args.threads)
     else:
         config = load_config(args.preset, _train_overrides(args), config_file=args.config)
         summary = train(config, run_dir=args.run_dir, quiet=args.quiet)
@@ -167,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="RL from the shipped starting policy (or a cold start) + evaluation")
-    _add_common(train)
+    _add_common(train, resumable=True)
     train.add_argument(
         "--from-scratch",
         action="store_true",

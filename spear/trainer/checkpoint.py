@@ -2,7 +2,8 @@
 
 Layout of a run directory::
 
-    run_dir/checkpoints/step-000010/   model (HF format), optimizer.pt, state.pt
+    run_dir/checkpoints/step-000010/   model (HF format), optimizer.pt, state.pt (step, replay
+                                       buffer with its RNG, config, eval before RL, torch threads)
     run_dir/checkpoints/LATEST         name of the newest complete checkpoint
 
 A checkpoint is written into a temporary folder, fsynced and renamed into place;
@@ -93,6 +94,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return None
     path = root / pointer.read_text().strip()
     return path if (path / "state.pt").is_file() else None
+
+
+def saved_threads(checkpoint: Path) -> int | None:
+    """The torch thread count the run had when it wrote ``checkpoint`` (None for checkpoints
+    written before spear recorded it)."""
+    threads = torch.load(checkpoint / "state.pt", weights_only=False).get("threads")
+    return threads if isinstance(threads, int) and threads >= 1 else None
 
 
 def load_state(checkpoint: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,7 +15,8 @@
         evaluate / log / checkpoint                          # 13
 
 All randomness of step ``t`` is derived from ``(seed, t)`` (plus the buffer's saved
-RNG), so a resumed run reproduces the uninterrupted one.
+RNG), so a resumed run reproduces the uninterrupted one bitwise when it computes with the
+same torch thread count, which every checkpoint records (``spear.trainer.run.resume``).
 """
 
 from __future__ import annotations
@@ -452,6 +453,9 @@ class Trainer:
                 "buffer": self.buffer.state_dict(),
                 "config": self.config,
                 "eval_before": self.eval_before.as_dict() if self.eval_before is not None else None,
+                # CPU kernels split their sums by thread: a resume with another count differs in
+                # round-off, so spear.trainer.run.resume restores this one (docs/DESIGN.md)
+                "threads": torch.get_num_threads(),
             }
             path = save_checkpoint(
                 self.run_dir,

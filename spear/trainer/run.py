@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from spear.models.local import check_model_dir
 from spear.models.shipped import MANIFEST, load_starting_policy, starting_policy_dir, verify_starting_policy
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
-from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint
+from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, saved_threads
 from spear.trainer.config import ConfigError, dump, validate
 from spear.trainer.embedded import build_embedded
 from spear.trainer.evaluate import EvalResult, evaluate
@@ -320,12 +321,29 @@ def train(
     return trainer.fit(progress=not quiet)
 
 
-def resume(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
-    """Continue an interrupted run from its newest complete checkpoint."""
+def resume(run_dir: str | Path, *, quiet: bool = False, threads: int | None = None) -> dict[str, Any]:
+    """Continue an interrupted run from its newest complete checkpoint.
+
+    The later steps are bitwise those of the uninterrupted run. For that the resumed process
+    computes with the torch thread count the run had (recorded in every checkpoint), because
+    CPU kernels split their sums by thread: ``threads=None`` restores it for this call (the
+    caller's count is put back afterwards, e.g. for the next run of a ``spear compare`` sweep);
+    an explicit other count (``--threads``) is used with a warning that the round-off will differ.
+    """
     path = Path(run_dir)
     checkpoint = latest_checkpoint(path)
     if checkpoint is None:
         raise ConfigError(f"{path} has no complete checkpoint to resume from")
+    before = torch.get_num_threads()
+    match_threads(saved_threads(checkpoint), threads, quiet=quiet)
+    try:
+        return _resume(path, checkpoint, quiet=quiet)
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _resume(path: Path, checkpoint: Path, *, quiet: bool) -> dict[str, Any]:
     config = yaml.safe_load((path / "config.yaml").read_text())
     config["model"].setdefault("init", "auto")  # written before model.init existed; unused on resume
     validate(config)
@@ -338,6 +356,28 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> dict[str, Any]:
     step = trainer.resume()
     say(f"resuming {path} after step {step}", quiet=quiet or not accelerator.is_main_process)
     return trainer.fit(progress=not quiet)
+
+
+def match_threads(recorded: int | None, requested: int | None, *, quiet: bool = False) -> None:
+    """Resume with the run's own torch thread count ``recorded`` unless ``requested`` (the user's
+    ``--threads``, already applied) says otherwise; a different count gets a warning."""
+    if recorded is None:
+        return  # a checkpoint written before spear recorded the count
+    if requested is None:
+        if torch.get_num_threads() != recorded:
+            torch.set_num_threads(recorded)
+            say(
+                f"using {recorded} torch thread{'s' if recorded > 1 else ''} as the run did, so the "
+                "resumed steps are bit-identical to an uninterrupted run (--threads overrides)",
+                quiet=quiet,
+            )
+    elif requested != recorded:
+        print(
+            f"spear: warning: this run computed with {recorded} torch thread{'s' if recorded > 1 else ''} "
+            f"and resumes with {requested} (--threads): its later steps will differ from an "
+            "uninterrupted run in float round-off",
+            file=sys.stderr,
+        )
 
 
 def evaluate_model(
