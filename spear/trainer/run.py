@@ -335,21 +335,21 @@ def resume(run_dir: str | Path, *, quiet: bool = False, threads: int | None = No
     if checkpoint is None:
         raise ConfigError(f"{path} has no complete checkpoint to resume from")
     before = torch.get_num_threads()
-    match_threads(saved_threads(checkpoint), threads, quiet=quiet)
     try:
-        return _resume(path, checkpoint, quiet=quiet)
+        return _resume(path, checkpoint, threads, quiet=quiet)
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
 
 
-def _resume(path: Path, checkpoint: Path, *, quiet: bool) -> dict[str, Any]:
+def _resume(path: Path, checkpoint: Path, threads: int | None, *, quiet: bool) -> dict[str, Any]:
     config = yaml.safe_load((path / "config.yaml").read_text())
     config["model"].setdefault("init", "auto")  # written before model.init existed; unused on resume
     validate(config)
     if config["model"]["lora"]["enabled"]:
         raise ConfigError("resuming LoRA runs is not supported yet; start a new run from the saved adapter")
     model, tokenizer = load_model_and_tokenizer(checkpoint / "model", dtype=_dtype(config))
+    match_threads(saved_threads(checkpoint), threads, quiet=quiet)  # before anything is computed
     model = _ready_for_rl(model, config)  # LoRA runs were refused above
     accelerator = make_accelerator(config)
     trainer = Trainer(config, model, tokenizer, path, accelerator=accelerator)
