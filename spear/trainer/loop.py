@@ -57,6 +57,24 @@ from spear.trainer.logger import RunLogger, write_plots
 from spear.trainer.parallel import DataParallel
 
 
+def rollout_config(
+    config: dict[str, Any], *, group_size: int, temperature: float, seed: int = 0
+) -> RolloutConfig:
+    """The engine settings of a run's ``rollout`` section, for ``group_size`` copies at ``temperature``."""
+    r = config["rollout"]
+    return RolloutConfig(
+        group_size=group_size,
+        max_turns=r["max_turns"],
+        max_new_tokens=r["max_new_tokens"],
+        temperature=temperature,
+        top_p=r["top_p"],
+        history_length=r["history_length"],
+        layout=r["layout"],
+        show_admissible=r["show_admissible"],
+        seed=seed,
+    )
+
+
 def step_seed(seed: int, step: int, salt: int) -> int:
     """A 63-bit seed for one purpose (``salt``) at one step."""
     return int(
@@ -127,16 +145,10 @@ class Trainer:
             self.parallel.barrier()
 
     def _engine(self, split: str, group_size: int, temperature: float) -> RolloutEngine:
-        r = self.config["rollout"]
-        cfg = RolloutConfig(
+        cfg = rollout_config(
+            self.config,
             group_size=group_size,
-            max_turns=r["max_turns"],
-            max_new_tokens=r["max_new_tokens"],
             temperature=temperature,
-            top_p=r["top_p"],
-            history_length=r["history_length"],
-            layout=r["layout"],
-            show_admissible=r["show_admissible"],
             seed=self.config["seed"] + (0 if split == "train" else 7919) + 104729 * self._rank,
         )
         env = self.config["env"]

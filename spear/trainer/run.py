@@ -27,7 +27,7 @@ from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, saved
 from spear.trainer.config import ConfigError, dump, validate
 from spear.trainer.embedded import build_embedded
 from spear.trainer.evaluate import EvalResult, evaluate
-from spear.trainer.loop import RUN_SETTINGS, Trainer
+from spear.trainer.loop import RUN_SETTINGS, Trainer, rollout_config
 from spear.trainer.sft import collect_demonstrations, demonstration_batch, supervised_finetune
 
 START_RECORD = "start_policy.json"  # in the run directory: which policy the run started from
@@ -212,18 +212,10 @@ def cold_start(
 ) -> dict:
     """SFT on noisy expert demonstrations (spear sft); saves ``run_dir/sft_model``."""
     sft = config["sft"]
-    r = config["rollout"]
     engine = RolloutEngine(
         model,
         tokenizer,
-        RolloutConfig(
-            group_size=1,
-            max_turns=r["max_turns"],
-            max_new_tokens=r["max_new_tokens"],
-            history_length=r["history_length"],
-            layout=r["layout"],
-            show_admissible=r["show_admissible"],
-        ),
+        rollout_config(config, group_size=1, temperature=1.0),  # the scripted expert plays: no sampling
         env_options={**config["env"]["options"], "split": "train"},
     )
     start = time.perf_counter()

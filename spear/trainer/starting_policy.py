@@ -26,11 +26,10 @@ import torch
 import spear
 from spear.models.embedded import count_parameters
 from spear.models.shipped import MANIFEST, MAX_BYTES, file_digest, pretrained_root, verify_starting_policy
-from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.config import ConfigError, load_config
 from spear.trainer.evaluate import evaluate
-from spear.trainer.loop import save_run_settings
+from spear.trainer.loop import rollout_config, save_run_settings
 from spear.trainer.run import runs_sft, say, setup_model
 
 PRESET = "spear"
@@ -75,19 +74,13 @@ def machine_info() -> dict[str, Any]:
 
 def evaluate_policy(model: Any, tokenizer: Any, config: dict[str, Any], episodes: int) -> dict[str, Any]:
     """Held-out success and score as a run's eval engine measures them (same seeds and settings)."""
-    r = config["rollout"]
     engine = RolloutEngine(
         model,
         tokenizer,
-        RolloutConfig(
+        rollout_config(
+            config,
             group_size=1,
-            max_turns=r["max_turns"],
-            max_new_tokens=r["max_new_tokens"],
             temperature=config["eval"]["temperature"],
-            top_p=r["top_p"],
-            history_length=r["history_length"],
-            layout=r["layout"],
-            show_admissible=r["show_admissible"],
             seed=config["seed"] + EVAL_SEED_OFFSET,
         ),
         env_options={**config["env"]["options"], "split": "eval"},
