@@ -31,22 +31,23 @@ MICRO = [
 ]
 
 
-SIZES = {
-    "vocab_size": 400,
-    "hidden_size": 32,
-    "num_layers": 2,
-    "num_heads": 2,
-    "num_kv_heads": 1,
-    "intermediate_size": 64,
-}
+TINY_MODEL = [  # the embedded model at test size: builds and cold-starts in seconds
+    "model.embedded.vocab_size=400",
+    "model.embedded.hidden_size=32",
+    "model.embedded.num_layers=2",
+    "model.embedded.num_heads=2",
+    "model.embedded.num_kv_heads=1",
+    "model.embedded.intermediate_size=64",
+]
 
 
 @pytest.fixture(scope="session")
 def base_model(tmp_path_factory):
     """A tiny embedded model for household with a short cold start (also usable on parity)."""
     path = tmp_path_factory.mktemp("model")
-    sizes = [f"model.embedded.{k}={v}" for k, v in SIZES.items()]
-    config = load_config("spear", [*MICRO, *sizes, "model.init=scratch", "sft.episodes=8", "sft.epochs=1"])
+    config = load_config(
+        "spear", [*MICRO, *TINY_MODEL, "model.init=scratch", "sft.episodes=8", "sft.epochs=1"]
+    )
     setup_model(config, path, quiet=True)
     return path / "sft_model"
 

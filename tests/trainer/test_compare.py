@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from micro import TINY_MODEL
 
 import spear.trainer.run as recipes
 from spear.cli import main
@@ -43,12 +44,7 @@ MICRO = [
     "algorithm.filters=[]",  # Dr.BoT's overlong filter would mask every 16-token response
     "logging.tensorboard=false",
     "logging.plots=false",
-    "model.embedded.vocab_size=400",
-    "model.embedded.hidden_size=32",
-    "model.embedded.num_layers=2",
-    "model.embedded.num_heads=2",
-    "model.embedded.num_kv_heads=1",
-    "model.embedded.intermediate_size=64",
+    *TINY_MODEL,
 ]
 PRESETS = ("grpo", "spear")
 RUNS = ("grpo-seed0", "spear-seed0", "grpo-seed1", "spear-seed1")  # seed-major order

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from micro import TINY_MODEL as TINY_MODEL_SIZES
 
 from spear.cli import main
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
@@ -35,16 +36,7 @@ TINY_RL = [
     "logging.tensorboard=false",
     "logging.plots=false",
 ]
-TINY_MODEL = [
-    "model.embedded.vocab_size=400",
-    "model.embedded.hidden_size=32",
-    "model.embedded.num_layers=2",
-    "model.embedded.num_heads=2",
-    "model.embedded.num_kv_heads=1",
-    "model.embedded.intermediate_size=64",
-    "sft.episodes=4",
-    "sft.epochs=1",
-]
+TINY_MODEL = [*TINY_MODEL_SIZES, "sft.episodes=4", "sft.epochs=1"]
 
 
 @pytest.fixture(scope="module", autouse=True)
