@@ -36,7 +36,11 @@ def smoothed(records: list[dict], key: str) -> list[dict]:
     return out
 
 
-def eval_summary(run_dir: Path, records: list[dict]) -> dict:
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def eval_summary(records: list[dict]) -> dict:
     before = next(
         (r["eval/success_rate"] for r in records if r["step"] == 0 and "eval/success_rate" in r), None
     )
@@ -79,9 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = ["| run | RL steps | eval before | eval after | run directory |", "|---|---|---|---|---|"]
     for name, (path, records) in runs.items():
-        s = eval_summary(path, records)
-        fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-        lines.append(f"| {name} | {s['steps']} | {fmt(s['before'])} | {fmt(s['after'])} | `{path}` |")
+        s = eval_summary(records)
+        lines.append(f"| {name} | {s['steps']} | {percent(s['before'])} | {percent(s['after'])} | `{path}` |")
     table = "\n".join(lines) + "\n"
     (out / "runs.md").write_text(table)
     print(table, end="")
