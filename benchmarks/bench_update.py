@@ -58,7 +58,7 @@ def main() -> None:
         trainer = Trainer(config, model, tokenizer, Path(tmp))
         step_batch, _ = trainer.prepare(1, {})
     batch = step_batch.update
-    settings = trainer.loss_settings(replay=False)
+    settings = trainer.method.loss_settings(replay=False)
     mini, micro = config["actor"]["mini_batch_size"], config["actor"]["micro_batch_size"]
     real = int(batch.attention_mask.sum())
     before = padded_tokens(batch, mini, micro)

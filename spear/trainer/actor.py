@@ -162,6 +162,44 @@ class LossSettings:
     temperature: float = 1.0  # the policy trained is softmax(logits / temperature)
 
 
+def micro_batch_objective(
+    log_prob: torch.Tensor,
+    entropy: torch.Tensor,
+    *,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss: LossSettings,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """``L_pg - entropy_coeff * H`` of one micro-batch (spec 3.4-3.6), all inputs ``[n, R]``.
+
+    Returns the objective (carries the gradient), the policy loss ``L_pg`` alone and the
+    loss mode's metrics. Every engine (our actor, :mod:`spear.integrations.trl`) scales this
+    by the micro-batch's share of its mini-batch and by the update's weight (1 on-policy,
+    lambda_sil(t) on replay) and nothing else.
+    """
+    pg, metrics = policy_loss(
+        loss.mode,
+        log_prob=log_prob,
+        old_log_prob=old_log_prob,
+        advantages=advantages,
+        mask=response_mask,
+        agg_mode=loss.agg_mode,
+        clip_low=loss.clip_low,
+        clip_high=loss.clip_high,
+        clip_c=loss.clip_c,
+        cov_ratio=loss.cov_ratio,
+        cov_lb=loss.cov_lb,
+        cov_ub=loss.cov_ub,
+        kl_coef=loss.kl_coef,
+        norm_length=loss.norm_length,
+        generator=generator,
+    )
+    ent = aggregate(entropy, response_mask, loss.agg_mode, norm_length=loss.norm_length)
+    return pg - loss.entropy_coeff * ent, pg, metrics
+
+
 def length_sorted(batch: UpdateBatch, mini_batch_size: int) -> UpdateBatch:
     """``batch`` with the rows of each mini-batch window sorted by length, longest first.
 
@@ -232,25 +270,16 @@ def policy_update(
                 log_prob, entropy = response_log_probs(
                     model, part, temperature=loss.temperature, with_entropy=True
                 )
-                pg, metrics = policy_loss(
-                    loss.mode,
-                    log_prob=log_prob,
+                objective, pg, metrics = micro_batch_objective(
+                    log_prob,
+                    entropy,
                     old_log_prob=part.old_log_prob,
                     advantages=part.advantages,
-                    mask=part.response_mask,
-                    agg_mode=loss.agg_mode,
-                    clip_low=loss.clip_low,
-                    clip_high=loss.clip_high,
-                    clip_c=loss.clip_c,
-                    cov_ratio=loss.cov_ratio,
-                    cov_lb=loss.cov_lb,
-                    cov_ub=loss.cov_ub,
-                    kl_coef=loss.kl_coef,
-                    norm_length=loss.norm_length,
+                    response_mask=part.response_mask,
+                    loss=loss,
                     generator=generator,
                 )
-                ent = aggregate(entropy, part.response_mask, loss.agg_mode, norm_length=loss.norm_length)
-                total = weight * (pg - loss.entropy_coeff * ent) * (len(part) / (stop - start))
+                total = weight * objective * (len(part) / (stop - start))
                 if not torch.isfinite(total):
                     finite = False
                     break

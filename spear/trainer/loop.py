@@ -1,6 +1,7 @@
 """The SPEAR training loop (spec 2.2 turn rows / 2.3 trajectory rows), one method per step.
 
-``Trainer.fit`` reads like the spec::
+``Trainer.fit`` reads like the spec (steps 4-8 and the loss settings are
+:class:`spear.trainer.method.Method`, shared with the TRL integration)::
 
     for t in steps:
         batch    = rollout(t)                                # 1  B tasks x G copies
@@ -31,29 +32,18 @@ import numpy as np
 import torch
 import yaml
 
-from spear.algo.advantages import gigpo, grpo, to_token_level
-from spear.algo.filters import (
-    apply_response_filters,
-    is_incomplete,
-    is_overlong,
-    is_repetitive,
-    is_unreadable,
-    low_variance_group_filter,
-    react_action_complete,
-    tool_answer_complete,
-)
+from spear.algo.advantages import to_token_level
 from spear.algo.replay import ReplayBatch, ReplayBuffer, ReplayConfig
-from spear.algo.rewards import invalid_action_penalty, tool_call_bonus
-from spear.algo.schedules import schedule
 from spear.envs import make
 from spear.rollout.batch import RolloutBatch
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
-from spear.trainer.actor import LossSettings, UpdateBatch, collate, compute_log_probs, policy_update
+from spear.trainer.actor import UpdateBatch, collate, compute_log_probs, policy_update
 from spear.trainer.checkpoint import checkpoint_dir, latest_checkpoint, load_state, save_checkpoint
 from spear.trainer.config import ConfigError
 from spear.trainer.evaluate import EvalResult, evaluate
 from spear.trainer.logger import RunLogger, write_plots
+from spear.trainer.method import Method, step_seed
 from spear.trainer.parallel import DataParallel
 
 
@@ -72,13 +62,6 @@ def rollout_config(
         layout=r["layout"],
         show_admissible=r["show_admissible"],
         seed=seed,
-    )
-
-
-def step_seed(seed: int, step: int, salt: int) -> int:
-    """A 63-bit seed for one purpose (``salt``) at one step."""
-    return int(
-        np.random.SeedSequence([seed, step, salt]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1
     )
 
 
@@ -128,9 +111,9 @@ class Trainer:
         self.engine = self._engine("train", config["rollout"]["group_size"], config["rollout"]["temperature"])
         self.eval_engine = self._engine("eval", 1, config["eval"]["temperature"])
         probe = make(self.env_name, **config["env"]["options"])
-        self.action_format = probe.action_format
+        self.method = Method(config, tokenizer, probe.action_format)
         probe.close()
-        self.buffer = ReplayBuffer(ReplayConfig(**self._buffer_config()), seed=config["seed"])
+        self.buffer = ReplayBuffer(ReplayConfig(**self.method.buffer_config()), seed=config["seed"])
         self.start_step = 1
         self.eval_before: EvalResult | None = None
 
@@ -164,24 +147,6 @@ class Trainer:
     def _rank(self) -> int:
         return self.parallel.rank if self.parallel is not None else 0
 
-    def _buffer_config(self) -> dict[str, Any]:
-        buffer = dict(self.config["sil"]["buffer"])
-        if buffer["normalize_by_std"] == "auto":  # follow the on-policy estimator (spec 8.14)
-            buffer["normalize_by_std"] = self.config["algorithm"]["normalize_by_std"]
-        if buffer["keep_rule"] == "auto":  # agent code >= 0, math code > 0 (spec 3.3)
-            buffer["keep_rule"] = ">" if self.action_format == "tool_call" else ">="
-        return buffer
-
-    # ------------------------------------------------------------------ schedules
-    def lambda_tool(self, step: int) -> float:
-        tool = self.config["algorithm"]["tool_reward"]
-        return schedule(tool["schedule"], step, tool["total_steps"] or self.total_steps, direction="decay")
-
-    def lambda_sil(self, step: int) -> float:
-        sil = self.config["sil"]
-        weight = schedule(sil["schedule"], step, sil["total_steps"] or self.total_steps, direction="warmup")
-        return sil["coef"] * weight
-
     # ------------------------------------------------------------------ 1: rollout
     def rollout(self, step: int) -> RolloutBatch:
         """The step's B task seeds; with data parallelism each process plays its share and
@@ -193,101 +158,6 @@ class Trainer:
             batch = self.engine.collect(self.env_name, seeds[lo:hi], step=step, first_group=lo)
         return batch if self.parallel is None else RolloutBatch.concat(self.parallel.gather(batch))
 
-    # ------------------------------------------------------------------ 4: rewards
-    def shape_rewards(self, batch: RolloutBatch, step: int) -> np.ndarray:
-        """Per-row score: R_ext + min(cap, per_call n) lambda_tool(t) of its trajectory, minus
-        the invalid-action penalty of the row (spec 2.1, 3.1, 3.10)."""
-        tool = self.config["algorithm"]["tool_reward"]
-        per_traj = np.array(
-            [
-                t.env_reward
-                + tool_call_bonus(
-                    t.tool_calls,
-                    step,
-                    schedule=tool["schedule"],
-                    total_steps=tool["total_steps"] or self.total_steps,
-                    per_call=tool["per_call"],
-                    cap=tool["cap"],
-                )
-                for t in batch.trajectories
-            ]
-        )
-        coef = self.config["algorithm"]["invalid_penalty"]
-        if batch.layout == "trajectory":
-            counts = np.array([t.invalid_actions for t in batch.trajectories])[batch.traj_index]
-            penalty = -coef * counts
-        else:
-            penalty = invalid_action_penalty(batch.invalid_action, coef=coef)
-        return per_traj[batch.traj_index] + penalty
-
-    # ------------------------------------------------------------------ 5: response filters
-    def filter_responses(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
-        enabled = self.config["algorithm"]["filters"]
-        if not enabled:
-            return batch.response_mask.float(), {}
-        texts = self.tokenizer.batch_decode(
-            [
-                row[mask.bool()].tolist()
-                for row, mask in zip(batch.responses, batch.response_mask, strict=True)
-            ],
-            skip_special_tokens=False,
-        )
-        validator = tool_answer_complete if self.action_format == "tool_call" else react_action_complete
-        lengths = batch.response_mask.sum(dim=1)
-        flags = {
-            "overlong": (batch.finish_reason == "length") | is_overlong(lengths, self._max_response_len()),
-            "incomplete": is_incomplete(texts, validator),
-            "repetitive": is_repetitive(batch.responses, response_mask=batch.response_mask),
-            "unreadable": is_unreadable(texts),
-        }
-        mask, stats = apply_response_filters(batch.response_mask.float(), flags, enabled)
-        return mask, {f"filter/{k}": v for k, v in stats.items()}
-
-    def _max_response_len(self) -> int:
-        r = self.config["rollout"]
-        return r["max_new_tokens"] if r["layout"] == "turn" else 10**9
-
-    # ------------------------------------------------------------------ 6: group filter
-    def filter_groups(self, batch: RolloutBatch, scores: np.ndarray, step: int) -> np.ndarray:
-        gf = self.config["algorithm"]["group_filter"]
-        if gf["ratio"] >= 1.0:
-            return np.arange(len(batch))
-        keep = low_variance_group_filter(
-            scores,
-            batch.group_id,
-            batch.traj_id,
-            ratio=gf["ratio"],
-            kind=gf["kind"],
-            generator=np.random.default_rng(step_seed(self.config["seed"], step, 2)),
-        )
-        return np.flatnonzero(keep)
-
-    # ------------------------------------------------------------------ 8: advantages
-    def advantages(self, batch: RolloutBatch, scores: np.ndarray) -> torch.Tensor:
-        alg = self.config["algorithm"]
-        if alg["estimator"] == "gigpo":
-            g = alg["gigpo"]
-            step_penalty = -invalid_action_penalty(batch.invalid_action, coef=alg["invalid_penalty"])
-            return gigpo(
-                scores,
-                batch.group_id,
-                traj_ids=batch.traj_id,
-                anchor_obs=list(batch.anchor_obs),
-                step_rewards=batch.step_reward,
-                turn_index=batch.turn_index,
-                gamma=g["gamma"],
-                step_weight=g["step_weight"],
-                mode=g["mode"],
-                step_penalty=step_penalty,
-            )
-        return grpo(
-            scores,
-            batch.group_id,
-            normalize_by_std=alg["normalize_by_std"],
-            stats_over=alg["stats_over"],
-            traj_ids=batch.traj_id,
-        )
-
     # ------------------------------------------------------------------ one step
     def prepare(self, step: int, timings: dict[str, float]) -> tuple[StepBatch | None, dict[str, float]]:
         """Steps 1-8: rollout, rewards, filters, behaviour log-probs, advantages."""
@@ -298,11 +168,11 @@ class Trainer:
         rollout = rollout.drop_failed()
         if len(rollout) == 0:
             return None, metrics
-        scores = self.shape_rewards(rollout, step)
+        scores = self.method.shape_rewards(rollout, step)
         metrics["rollout/shaped_reward"] = float(np.mean([scores[t.rows[0]] for t in rollout.trajectories]))
-        mask, filter_stats = self.filter_responses(rollout)
+        mask, filter_stats = self.method.filter_responses(rollout)
         metrics.update(filter_stats)
-        keep = self.filter_groups(rollout, scores, step)
+        keep = self.method.filter_groups(rollout, scores, step)
         metrics["rollout/rows_after_group_filter"] = float(len(keep))
         rollout, scores, mask = rollout.select(keep), scores[keep], mask[torch.as_tensor(keep)]
 
@@ -327,29 +197,8 @@ class Trainer:
                     temperature=self.config["rollout"]["temperature"],
                 )
         timings["time/log_prob"] = time.perf_counter() - start
-        update.advantages = to_token_level(self.advantages(rollout, scores), mask)
+        update.advantages = to_token_level(self.method.advantages(rollout, scores), mask)
         return StepBatch(rollout, scores, update), metrics
-
-    def loss_settings(self, *, replay: bool) -> LossSettings:
-        actor = self.config["actor"]
-        source = self.config["sil"] if replay else actor
-        cov = source["cov"]
-        return LossSettings(
-            mode=source["loss_mode"],
-            agg_mode=actor["agg_mode"],
-            clip_low=actor["clip_low"],
-            clip_high=actor["clip_high"],
-            clip_c=actor["clip_c"],
-            cov_ratio=cov["ratio"],
-            cov_lb=cov["lb"],
-            cov_ub=cov["ub"],
-            kl_coef=cov["kl_coef"],
-            entropy_coeff=actor["entropy_coeff"],
-            norm_length=float(self.config["rollout"]["max_new_tokens"])
-            if actor["agg_mode"] == "seq-mean-token-sum-norm" and self.config["rollout"]["layout"] == "turn"
-            else None,
-            temperature=self.config["rollout"]["temperature"],
-        )
 
     def _update(
         self, batch: UpdateBatch, step: int, *, replay: bool, weight: float = 1.0
@@ -362,7 +211,7 @@ class Trainer:
                     self.model,
                     self.optimizer,
                     batch,
-                    self.loss_settings(replay=replay),
+                    self.method.loss_settings(replay=replay),
                     weight=weight,
                     mini_batch_size=actor["mini_batch_size"],
                     micro_batch_size=actor["micro_batch_size"],
@@ -388,18 +237,7 @@ class Trainer:
     def store(self, step_batch: StepBatch, step: int) -> int:
         """Steps 11-12: prune stale entries, record group statistics, store rows with A > 0."""
         rollout, update = step_batch.rollout, step_batch.update
-        p = rollout.prompt_length
-        rows: dict[str, list] = {"prompt": [], "response": [], "response_mask": [], "old_log_prob": []}
-        for i in range(len(rollout)):
-            prompt_mask = rollout.attention_mask[i, :p].bool()
-            length = int(rollout.attention_mask[i, p:].sum())
-            rows["prompt"].append(rollout.input_ids[i, :p][prompt_mask].tolist())
-            rows["response"].append(rollout.responses[i, :length].tolist())
-            rows["response_mask"].append(update.response_mask[i, :length].tolist())
-            rows["old_log_prob"].append(update.old_log_prob[i, :length].tolist())
-        eligible = None
-        if self.action_format == "tool_call":  # math: only trajectories with a tool call (spec 2.3)
-            eligible = np.array([t.tool_calls > 0 for t in rollout.trajectories])[rollout.traj_index]
+        rows, eligible = self.method.buffer_rows(rollout, update.response_mask, update.old_log_prob)
         return self.buffer.add(
             rows,
             rewards=step_batch.scores,
@@ -414,8 +252,10 @@ class Trainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         step_batch, metrics = self.prepare(step, timings)
-        metrics["schedule/lambda_tool"] = self.lambda_tool(step)
-        metrics["schedule/lambda_sil"] = self.lambda_sil(step) if self.config["sil"]["enabled"] else 0.0
+        metrics["schedule/lambda_tool"] = self.method.lambda_tool(step)
+        metrics["schedule/lambda_sil"] = (
+            self.method.lambda_sil(step) if self.config["sil"]["enabled"] else 0.0
+        )
         if step_batch is None:
             metrics["actor/skipped_empty_batch"] = 1.0
             return metrics
@@ -436,7 +276,7 @@ class Trainer:
         start = time.perf_counter()
         if replay is not None:
             sil_metrics = self._update(
-                self.replay_batch(replay), step, replay=True, weight=self.lambda_sil(step)
+                self.replay_batch(replay), step, replay=True, weight=self.method.lambda_sil(step)
             )
             metrics.update({f"sil/{k}": v for k, v in sil_metrics.items()})
             metrics["sil/baseline"] = replay.baseline[0] if replay.baseline is not None else None

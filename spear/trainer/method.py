@@ -1,0 +1,223 @@
+"""What a preset's config defines about a step's learning signal (spec 2.2 steps 4-8, 10-12).
+
+:class:`Method` turns a config into the calls of :mod:`spear.algo` that every engine makes
+the same way: shaped rewards, Dr.BoT response and group filters, GRPO / GiGPO
+advantages, the loss settings of the on-policy and the replay update, the two curricula
+and the replay buffer's switches. Our :class:`spear.trainer.loop.Trainer` and the TRL
+integration (:mod:`spear.integrations.trl`) both hold one, so the two engines cannot
+drift apart: only the model calls and the optimizer loop differ.
+
+Every method takes a :class:`~spear.rollout.batch.RolloutBatch` of ``N`` rows (turn or
+trajectory layout) and returns arrays / tensors with one entry per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from spear.algo.advantages import gigpo, grpo
+from spear.algo.filters import (
+    apply_response_filters,
+    is_incomplete,
+    is_overlong,
+    is_repetitive,
+    is_unreadable,
+    low_variance_group_filter,
+    react_action_complete,
+    tool_answer_complete,
+)
+from spear.algo.rewards import invalid_action_penalty, tool_call_bonus
+from spear.algo.schedules import schedule
+from spear.rollout.batch import RolloutBatch
+from spear.trainer.actor import LossSettings
+
+
+def step_seed(seed: int, step: int, salt: int) -> int:
+    """A 63-bit seed for one purpose (``salt``) at one step."""
+    return int(
+        np.random.SeedSequence([seed, step, salt]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1
+    )
+
+
+class Method:
+    """The learning signal of a config's preset.
+
+    Args:
+        config: a validated config (:func:`spear.trainer.config.load_config`).
+        tokenizer: decodes responses for the Dr.BoT text filters.
+        action_format: the environment's (``"react"`` or ``"tool_call"``).
+    """
+
+    def __init__(self, config: dict[str, Any], tokenizer, action_format: str) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.action_format = action_format
+        self.total_steps = config["steps"]
+
+    # ------------------------------------------------------------------ curricula
+    def lambda_tool(self, step: int) -> float:
+        """lambda_tool(t): the tool-call bonus weight (spec 3.1), decaying over the run."""
+        tool = self.config["algorithm"]["tool_reward"]
+        return schedule(tool["schedule"], step, tool["total_steps"] or self.total_steps, direction="decay")
+
+    def lambda_sil(self, step: int) -> float:
+        """lambda_sil(t) = c w(t): the SIL weight (spec 3.2), warming up over the run."""
+        sil = self.config["sil"]
+        weight = schedule(sil["schedule"], step, sil["total_steps"] or self.total_steps, direction="warmup")
+        return sil["coef"] * weight
+
+    # ------------------------------------------------------------------ 4: rewards
+    def shape_rewards(self, batch: RolloutBatch, step: int) -> np.ndarray:
+        """Per-row score ``[N]``: R_ext + min(cap, per_call n) lambda_tool(t) of its trajectory,
+        minus the invalid-action penalty of the row (spec 2.1, 3.1, 3.10)."""
+        tool = self.config["algorithm"]["tool_reward"]
+        per_traj = np.array(
+            [
+                t.env_reward
+                + tool_call_bonus(
+                    t.tool_calls,
+                    step,
+                    schedule=tool["schedule"],
+                    total_steps=tool["total_steps"] or self.total_steps,
+                    per_call=tool["per_call"],
+                    cap=tool["cap"],
+                )
+                for t in batch.trajectories
+            ]
+        )
+        coef = self.config["algorithm"]["invalid_penalty"]
+        if batch.layout == "trajectory":
+            counts = np.array([t.invalid_actions for t in batch.trajectories])[batch.traj_index]
+            penalty = -coef * counts
+        else:
+            penalty = invalid_action_penalty(batch.invalid_action, coef=coef)
+        return per_traj[batch.traj_index] + penalty
+
+    # ------------------------------------------------------------------ 5: response filters
+    def filter_responses(self, batch: RolloutBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        """The response mask ``[N, R]`` with the Dr.BoT-filtered rows zeroed (spec 3.7), and
+        the share of rows each filter flagged."""
+        enabled = self.config["algorithm"]["filters"]
+        if not enabled:
+            return batch.response_mask.float(), {}
+        texts = self.tokenizer.batch_decode(
+            [
+                row[mask.bool()].tolist()
+                for row, mask in zip(batch.responses, batch.response_mask, strict=True)
+            ],
+            skip_special_tokens=False,
+        )
+        validator = tool_answer_complete if self.action_format == "tool_call" else react_action_complete
+        lengths = batch.response_mask.sum(dim=1)
+        flags = {
+            "overlong": (batch.finish_reason == "length") | is_overlong(lengths, self._max_response_len()),
+            "incomplete": is_incomplete(texts, validator),
+            "repetitive": is_repetitive(batch.responses, response_mask=batch.response_mask),
+            "unreadable": is_unreadable(texts),
+        }
+        mask, stats = apply_response_filters(batch.response_mask.float(), flags, enabled)
+        return mask, {f"filter/{k}": v for k, v in stats.items()}
+
+    def _max_response_len(self) -> int:
+        r = self.config["rollout"]
+        return r["max_new_tokens"] if r["layout"] == "turn" else 10**9
+
+    # ------------------------------------------------------------------ 6: group filter
+    def filter_groups(self, batch: RolloutBatch, scores: np.ndarray, step: int) -> np.ndarray:
+        """Indices of the rows kept by the low-variance group filter (spec 3.7), in order."""
+        gf = self.config["algorithm"]["group_filter"]
+        if gf["ratio"] >= 1.0:
+            return np.arange(len(batch))
+        keep = low_variance_group_filter(
+            scores,
+            batch.group_id,
+            batch.traj_id,
+            ratio=gf["ratio"],
+            kind=gf["kind"],
+            generator=np.random.default_rng(step_seed(self.config["seed"], step, 2)),
+        )
+        return np.flatnonzero(keep)
+
+    # ------------------------------------------------------------------ 8: advantages
+    def advantages(self, batch: RolloutBatch, scores: np.ndarray) -> torch.Tensor:
+        """Per-row advantages ``[N]`` of the configured estimator (spec 3.3, 3.8)."""
+        alg = self.config["algorithm"]
+        if alg["estimator"] == "gigpo":
+            g = alg["gigpo"]
+            step_penalty = -invalid_action_penalty(batch.invalid_action, coef=alg["invalid_penalty"])
+            return gigpo(
+                scores,
+                batch.group_id,
+                traj_ids=batch.traj_id,
+                anchor_obs=list(batch.anchor_obs),
+                step_rewards=batch.step_reward,
+                turn_index=batch.turn_index,
+                gamma=g["gamma"],
+                step_weight=g["step_weight"],
+                mode=g["mode"],
+                step_penalty=step_penalty,
+            )
+        return grpo(
+            scores,
+            batch.group_id,
+            normalize_by_std=alg["normalize_by_std"],
+            stats_over=alg["stats_over"],
+            traj_ids=batch.traj_id,
+        )
+
+    # ------------------------------------------------------------------ 10: loss
+    def loss_settings(self, *, replay: bool) -> LossSettings:
+        """The loss of the on-policy update, or of the replay update (its own Clip-Cov /
+        KL-Cov parameters, spec 3.5)."""
+        actor = self.config["actor"]
+        source = self.config["sil"] if replay else actor
+        cov = source["cov"]
+        return LossSettings(
+            mode=source["loss_mode"],
+            agg_mode=actor["agg_mode"],
+            clip_low=actor["clip_low"],
+            clip_high=actor["clip_high"],
+            clip_c=actor["clip_c"],
+            cov_ratio=cov["ratio"],
+            cov_lb=cov["lb"],
+            cov_ub=cov["ub"],
+            kl_coef=cov["kl_coef"],
+            entropy_coeff=actor["entropy_coeff"],
+            norm_length=float(self.config["rollout"]["max_new_tokens"])
+            if actor["agg_mode"] == "seq-mean-token-sum-norm" and self.config["rollout"]["layout"] == "turn"
+            else None,
+            temperature=self.config["rollout"]["temperature"],
+        )
+
+    # ------------------------------------------------------------------ 11-12: the replay buffer
+    def buffer_config(self) -> dict[str, Any]:
+        """``ReplayConfig`` keyword arguments with the ``auto`` switches resolved."""
+        buffer = dict(self.config["sil"]["buffer"])
+        if buffer["normalize_by_std"] == "auto":  # follow the on-policy estimator (spec 8.14)
+            buffer["normalize_by_std"] = self.config["algorithm"]["normalize_by_std"]
+        if buffer["keep_rule"] == "auto":  # agent code >= 0, math code > 0 (spec 3.3)
+            buffer["keep_rule"] = ">" if self.action_format == "tool_call" else ">="
+        return buffer
+
+    def buffer_rows(
+        self, batch: RolloutBatch, response_mask: torch.Tensor, old_log_prob: torch.Tensor
+    ) -> tuple[dict[str, list], np.ndarray | None]:
+        """Unpadded rows for :meth:`spear.algo.replay.ReplayBuffer.add`: prompt and response ids,
+        the (filtered) response mask and the behaviour log-probs of collection time; plus
+        which rows may enter (math: only trajectories with a tool call, spec 2.3; else None)."""
+        p = batch.prompt_length
+        rows: dict[str, list] = {"prompt": [], "response": [], "response_mask": [], "old_log_prob": []}
+        for i in range(len(batch)):
+            prompt_mask = batch.attention_mask[i, :p].bool()
+            length = int(batch.attention_mask[i, p:].sum())
+            rows["prompt"].append(batch.input_ids[i, :p][prompt_mask].tolist())
+            rows["response"].append(batch.responses[i, :length].tolist())
+            rows["response_mask"].append(response_mask[i, :length].tolist())
+            rows["old_log_prob"].append(old_log_prob[i, :length].tolist())
+        eligible = None
+        if self.action_format == "tool_call":
+            eligible = np.array([t.tool_calls > 0 for t in batch.trajectories])[batch.traj_index]
+        return rows, eligible
