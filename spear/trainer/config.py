@@ -62,6 +62,12 @@ def _preset_text(name: str) -> str:
     return path.read_text()
 
 
+def base_config() -> dict[str, Any]:
+    """``presets/base.yaml``: every key with its default (fills sections that runs written by
+    older versions lack, on resume)."""
+    return _read_yaml(_preset_text(BASE), "presets/base.yaml")
+
+
 def preset_overrides(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """What preset ``name`` changes over base.yaml. A preset may start from another one with
     ``defaults: <preset>`` (the ablations start from ``spear``) and change only what differs."""
@@ -311,6 +317,11 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "eval.episodes", int, minimum=0)
     _require(config, "eval.final_episodes", int, minimum=0)
     _require(config, "checkpoint.every", int, minimum=0)
+    _require(config, "logging.tensorboard", bool)
+    _require(config, "logging.plots", bool)
+    from spear.trainer.tracking import check_wandb_settings
+
+    check_wandb_settings(config["logging"]["wandb"])
     if config["sft"]["enabled"] not in ("auto", True, False):
         raise ConfigError(
             f"config key 'sft.enabled' must be auto, true or false, got {config['sft']['enabled']!r}"

@@ -1,4 +1,4 @@
-"""Run logging: metrics.jsonl, TensorBoard event files and PNG plots."""
+"""Run logging: metrics.jsonl, TensorBoard event files, Weights & Biases (optional) and PNG plots."""
 
 from __future__ import annotations
 
@@ -16,9 +16,18 @@ PLOTS = {
 
 
 class RunLogger:
-    """Appends one JSON line per step to ``metrics.jsonl`` and mirrors scalars to TensorBoard."""
+    """Appends one JSON line per step to ``metrics.jsonl`` and mirrors scalars to TensorBoard
+    and, when given a config with ``logging.wandb.enabled``, to Weights & Biases
+    (:mod:`spear.trainer.tracking`)."""
 
-    def __init__(self, run_dir: Path, *, tensorboard: bool = True, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        tensorboard: bool = True,
+        resume_step: int | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "metrics.jsonl"
         if resume_step is not None:
@@ -28,6 +37,18 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=resume_step)
+        self.tracker = None
+        if config is not None and config["logging"].get("wandb", {}).get("enabled"):
+            from spear.trainer.tracking import WandbTracker
+
+            self.tracker = WandbTracker(self.run_dir, config, resume=resume_step is not None)
+
+    @classmethod
+    def for_run(cls, run_dir: Path, config: dict[str, Any], *, resume_step: int | None = None) -> RunLogger:
+        """The logger a run's ``logging`` section asks for."""
+        return cls(
+            run_dir, tensorboard=config["logging"]["tensorboard"], resume_step=resume_step, config=config
+        )
 
     def _truncate_after(self, step: int) -> None:
         """On resume, drop lines the interrupted run wrote after its last checkpoint."""
@@ -47,6 +68,8 @@ class RunLogger:
                 if key != "step" and isinstance(value, (int, float)) and value is not None:
                     self.writer.add_scalar(key, value, step)
             self.writer.flush()
+        if self.tracker is not None:
+            self.tracker.log(step, record)
 
     def history(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -56,6 +79,8 @@ class RunLogger:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.tracker is not None:
+            self.tracker.close()
 
 
 def _clean(value: Any) -> Any:

@@ -349,10 +349,8 @@ class Trainer:
         cfg = self.config
         main = self.is_main
         if main:
-            logger = logger or RunLogger(
-                self.run_dir,
-                tensorboard=cfg["logging"]["tensorboard"],
-                resume_step=self.start_step - 1 if self.start_step > 1 else None,
+            logger = logger or RunLogger.for_run(
+                self.run_dir, cfg, resume_step=self.start_step - 1 if self.start_step > 1 else None
             )
         if main and self.eval_before is None and cfg["eval"]["final_episodes"] > 0:
             self.eval_before = self.evaluate(cfg["eval"]["final_episodes"])
