@@ -1,6 +1,6 @@
 """spear's Dr.BoT trainer against TRL's ``GRPOTrainer`` (Dr. GRPO loss) on the same job, on CPU.
 
-    pip install -e '.[bench]'     # TRL, pinned; CI does not need it
+    pip install -e '.[trl]'       # TRL, pinned (also in the dev extra)
     .venv/bin/python benchmarks/bench_trl_peer.py [--steps 5] [--warmup 1] [--batch 4] \\
         [--group-size 4] [--max-new-tokens 64] [--seed 0] [--threads N] [--rounds R] \\
         [--sides trl,ours,preset] [--json OUT]
@@ -53,7 +53,7 @@ import numpy as np
 
 ENV_NAME = "math"
 ENV_OPTIONS = {"max_turns": 1}
-INSTALL_HINT = "TRL is not installed; install the benchmark extra: pip install -e '.[bench]'"
+INSTALL_HINT = "TRL is not installed; install the extra: pip install -e '.[trl]'"
 SIDES = {
     "trl": "TRL GRPOTrainer (dr_grpo)",
     "ours": "spear drbot, filters off (= Dr. GRPO)",

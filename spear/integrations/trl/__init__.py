@@ -1,0 +1,41 @@
+"""SPEAR inside TRL's ``GRPOTrainer`` (``pip install 'spear-rl[trl]'``; docs/INTEGRATIONS.md).
+
+from spear.integrations.trl import SpearGRPOTrainer, spear_grpo_config
+from spear.trainer.config import load_config
+
+config = load_config("spear", ["rollout.layout=trajectory"])
+trainer = SpearGRPOTrainer(model, tokenizer, config, args=spear_grpo_config(config, "runs/trl"))
+trainer.train()
+"""
+
+try:
+    import trl  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "spear.integrations.trl needs TRL; install the extra: pip install 'spear-rl[trl]'"
+    ) from exc
+
+from spear.integrations.trl.rows import StepSignal, TrlRows, step_signal, trl_rows
+from spear.integrations.trl.trainer import (
+    IntegrationError,
+    SpearGRPOTrainer,
+    check_compatible,
+    shaped_reward,
+    spear_grpo_config,
+    task_dataset,
+    task_seeds,
+)
+
+__all__ = [
+    "IntegrationError",
+    "SpearGRPOTrainer",
+    "StepSignal",
+    "TrlRows",
+    "check_compatible",
+    "shaped_reward",
+    "spear_grpo_config",
+    "step_signal",
+    "task_dataset",
+    "task_seeds",
+    "trl_rows",
+]

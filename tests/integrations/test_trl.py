@@ -1,0 +1,169 @@
+"""SPEAR inside TRL's GRPOTrainer (spear.integrations.trl), on CPU with the tiny embedded model.
+
+* On one fixed rollout, the TRL path's loss and gradients equal our trainer's for the grpo,
+  drbot and spear presets (filters and group filter on), to round-off.
+* A few RL steps end to end: multi-turn household episodes, the buffer fills and the SIL
+  replay update fires.
+"""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("trl", reason="the TRL integration needs the extra: pip install 'spear-rl[trl]'")
+
+from micro import MICRO
+from trl.trainer.utils import pad
+
+from spear.integrations.trl import (
+    IntegrationError,
+    SpearGRPOTrainer,
+    spear_grpo_config,
+    step_signal,
+    task_dataset,
+    task_seeds,
+    trl_rows,
+)
+from spear.models.embedded import load_model_and_tokenizer
+from spear.models.shipped import starting_policy_dir
+from spear.trainer.actor import micro_batch_objective, response_log_probs
+from spear.trainer.config import load_config
+from spear.trainer.loop import Trainer
+from spear.trainer.method import step_seed
+
+# the presets' own filters stay on (MICRO switches them off for the loop tests)
+SHAPE = [o for o in MICRO if not o.startswith(("algorithm.filters", "algorithm.group_filter"))]
+TRL = [
+    *SHAPE,
+    "rollout.layout=trajectory",
+    "rollout.tasks_per_step=4",
+    "actor.mini_batch_size=12",
+    "actor.micro_batch_size=12",
+]
+
+
+@pytest.fixture(scope="module")
+def policy():
+    """The shipped household policy: its episodes are well-formed enough that the Dr.BoT
+    filters mask some rows and keep others (the tiny test model writes only noise)."""
+    return starting_policy_dir("household")
+
+
+def trl_config(preset, *extra):
+    return load_config(preset, [*TRL, *extra])
+
+
+def trl_inputs(rows, signal, pad_id):
+    """The tensors TRL's _generate_and_score_completions hands to _compute_loss."""
+    prompts = [torch.tensor(p) for p in rows.prompt_ids]
+    completions = [torch.tensor(c) for c in rows.completion_ids]
+    completion_ids = pad(completions, padding_value=pad_id, padding_side="right")
+    width = completion_ids.shape[1]
+    return {
+        "prompt_ids": pad(prompts, padding_value=pad_id, padding_side="left"),
+        "prompt_mask": pad([torch.ones_like(p) for p in prompts], padding_value=0, padding_side="left"),
+        "completion_ids": completion_ids,
+        "completion_mask": pad(
+            [torch.ones_like(c) for c in completions], padding_value=0, padding_side="right"
+        ),
+        "advantages": signal.advantages[:, :width],
+        "old_per_token_logps": signal.old_log_prob[:, :width],
+        "spear_mask": signal.loss_mask[:, :width],
+        "spear_kept": torch.as_tensor(signal.kept),
+    }
+
+
+def grads(model):
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("preset", ["grpo", "drbot", "spear"])
+def test_trl_loss_and_gradients_equal_our_trainer(preset, policy, tmp_path):
+    config = trl_config(preset)
+    model, tokenizer = load_model_and_tokenizer(policy)
+    ours = Trainer(config, model, tokenizer, tmp_path / "ours")
+    raw = ours.rollout(1)
+    step_batch, _ = ours.prepare(1, {})  # plays the same episodes again (seeded by step)
+
+    # our trainer: the update's micro-batch objective on the prepared batch
+    update = step_batch.update.slice(0, len(step_batch.update))
+    settings = ours.method.loss_settings(replay=False)
+    model.zero_grad()
+    log_prob, entropy = response_log_probs(model, update, temperature=settings.temperature, with_entropy=True)
+    ours_loss, _, _ = micro_batch_objective(
+        log_prob,
+        entropy,
+        old_log_prob=update.old_log_prob,
+        advantages=update.advantages,
+        response_mask=update.response_mask,
+        loss=settings,
+        generator=torch.Generator().manual_seed(step_seed(config["seed"], 1, 3)),
+    )
+    ours_loss.backward()
+    ours_grads = grads(model)
+
+    # the TRL path on the same rollout
+    trl_model = copy.deepcopy(model)
+    trl_model.zero_grad()
+    trainer = SpearGRPOTrainer(trl_model, tokenizer, config, args=spear_grpo_config(config, tmp_path / "trl"))
+    slots = config["rollout"]["tasks_per_step"] * config["rollout"]["group_size"]
+    signal = step_signal(trainer.method, raw, slots, 1)
+    inputs = trl_inputs(
+        trl_rows(raw, slots, eos_token_id=tokenizer.eos_token_id), signal, tokenizer.pad_token_id
+    )
+    trainer.current_gradient_accumulation_steps = 1
+    trainer._loss_generator = torch.Generator().manual_seed(step_seed(config["seed"], 1, 3))
+    trl_loss = trainer._compute_loss(trl_model, inputs)
+    trl_loss.backward()
+
+    if preset != "grpo":  # some rows filtered, some groups dropped: the TRL rows stay, masked
+        assert signal.kept.sum() < slots and signal.metrics["filter/any"] > 0
+    assert int(signal.kept.sum()) == len(step_batch.rollout)
+    # round-off: TRL's forward takes no position_ids, so a left-padded prompt sits at shifted
+    # RoPE positions (the same attention in exact arithmetic; ~1e-4 in float32 log-probs)
+    torch.testing.assert_close(trl_loss.detach(), ours_loss.detach(), rtol=3e-4, atol=1e-7)
+    trl_grads = grads(trl_model)
+    assert trl_grads.keys() == ours_grads.keys()
+    for name, g in ours_grads.items():  # relative error of each parameter's gradient
+        error = float((trl_grads[name] - g).norm() / g.norm().clamp(min=1e-12))
+        assert error < 1e-3, f"{name}: relative gradient error {error:.2e}"
+    assert any(float(g.abs().max()) > 0 for g in ours_grads.values())
+
+
+def test_trl_spear_run_fills_and_replays_the_buffer(policy, tmp_path):
+    config = trl_config("spear", "steps=3")
+    model, tokenizer = load_model_and_tokenizer(policy)
+    trainer = SpearGRPOTrainer(model, tokenizer, config, args=spear_grpo_config(config, tmp_path))
+    trainer.train()
+    history = trainer.state.log_history
+    assert trainer.state.global_step == 3 * trainer.optimizer_steps_per_rl_step
+    fired = [h.get("spear/sil/fired", 0.0) for h in history]
+    assert max(fired) == 1.0, history
+    assert any("spear/sil/grad_norm" in h for h in history), "no replay optimizer step ran"
+    assert max(h.get("spear/sil/buffer_rows", 0.0) for h in history) > 0
+    assert all(np.isfinite(h["spear/actor/pg_loss"]) for h in history if "spear/actor/pg_loss" in h)
+    tool = [h["spear/schedule/lambda_tool"] for h in history if "spear/schedule/lambda_tool" in h]
+    assert tool == sorted(tool, reverse=True) and tool[0] > tool[-1]
+
+
+def test_trl_refuses_settings_that_change_the_method(base_model, tmp_path):
+    model, tokenizer = load_model_and_tokenizer(base_model)
+    turn = load_config("spear", SHAPE)
+    with pytest.raises(IntegrationError, match=r"rollout\.layout must be 'trajectory'"):
+        SpearGRPOTrainer(model, tokenizer, turn, args=spear_grpo_config(turn, tmp_path))
+    config = trl_config("spear")
+    with pytest.raises(IntegrationError, match="temperature"):
+        SpearGRPOTrainer(model, tokenizer, config, args=spear_grpo_config(config, tmp_path, temperature=1.0))
+
+
+def test_task_prompts_round_trip_and_bad_prompts_are_named():
+    config = trl_config("grpo")
+    prompts = task_dataset(config)["prompt"][:2]
+    repeated = [p for p in prompts for _ in range(3)]
+    assert task_seeds(repeated, 3) == [int(p.split()[1]) for p in prompts]
+    with pytest.raises(IntegrationError, match="task prompts"):
+        task_seeds(["What is 2+2?"] * 3, 3)
+    with pytest.raises(IntegrationError, match="mixes prompts"):
+        task_seeds([prompts[0], prompts[0], prompts[1]], 3)
