@@ -6,6 +6,7 @@ Examples::
     spear train --from-scratch                    # build + cold-start the embedded model first
     spear train --preset grpo --steps 100 actor.lr=5e-5 rollout.group_size=8
     spear train --model models/Qwen2.5-1.5B-Instruct --env shop   # any HF model in a local folder
+    spear train --env examples.envs.guess_number:GuessNumberEnv    # your own environment class
     spear train --resume runs/spear-household-20261121-101500
     spear sft --env household --out models/household-sft
     spear eval --model runs/.../final_model --env household --episodes 200
@@ -63,7 +64,11 @@ def _set_threads(threads: int | None) -> None:
 
 def _add_common(parser: argparse.ArgumentParser, *, resumable: bool = False) -> None:
     parser.add_argument("--preset", default="spear", help=f"one of: {', '.join(available_presets())}")
-    parser.add_argument("--env", help="environment name (default: household)")
+    parser.add_argument(
+        "--env",
+        help="environment name (default: household) or your own class as package.module:Class "
+        "(docs/ENVIRONMENTS.md); its options: env.options.KEY=VALUE",
+    )
     parser.add_argument(
         "--model",
         help="local folder of a Hugging Face causal LM, never downloaded "
@@ -186,7 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="success rate and score on the held-out split")
     ev.add_argument("--model", required=True, help="local folder of the model (e.g. a run's final_model)")
-    ev.add_argument("--env", help="default: the environment the model was trained on (spear_run.yaml)")
+    ev.add_argument(
+        "--env",
+        help="default: the environment the model was trained on (spear_run.yaml); "
+        "a name or package.module:Class",
+    )
     ev.add_argument("--episodes", type=int, default=100)
     ev.add_argument("--env-options", help="YAML mapping of environment options")
     ev.add_argument("--temperature", type=float, default=0.4)
@@ -224,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = sys.argv[1:] if argv is None else list(argv)  # recorded by spear compare
     from transformers.utils import logging as hf_logging
 
+    from spear.envs.custom import EnvImportError
     from spear.models.local import ModelPathError
     from spear.models.shipped import StartingPolicyError
 
@@ -234,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"spear: configuration error: {exc}", file=sys.stderr)
         return 2
-    except ModelPathError as exc:
+    except (ModelPathError, EnvImportError) as exc:
         print(f"spear: {exc}", file=sys.stderr)
         return 2
     except StartingPolicyError as exc:

@@ -1,4 +1,5 @@
-"""Environments: a registry, the protocol (:mod:`spear.envs.base`) and built-ins.
+"""Environments: a registry, the protocol (:mod:`spear.envs.base`), built-ins, and users'
+own classes by import path (``make("package.module:Class")``, :mod:`spear.envs.custom`).
 
 Built-in environments are registered lazily by import path, so importing
 ``spear.envs`` stays cheap and optional third-party packages (TextWorld,
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spear.envs.base import Env, StepResult, step_info
+from spear.envs.custom import EnvImportError, import_env, is_import_path
 
 EnvFactory = Callable[..., Env]
 
@@ -37,6 +39,8 @@ def available() -> list[str]:
 
 
 def _resolve(name: str) -> EnvFactory:
+    if name not in _REGISTRY and is_import_path(name):  # a user's "package.module:Class"
+        register(name, import_env(name))
     if name not in _REGISTRY:
         raise ValueError(f"unknown environment '{name}'; registered: {', '.join(available())}")
     factory = _REGISTRY[name]
@@ -48,7 +52,9 @@ def _resolve(name: str) -> EnvFactory:
 
 
 def make(name: str, **options: Any) -> Env:
-    """Create environment ``name`` with its options (e.g. ``split="eval"``)."""
+    """Create environment ``name`` with its options (e.g. ``split="eval"``). A name of the form
+    ``package.module:Class`` imports, checks and registers that class first
+    (:mod:`spear.envs.custom`; EnvImportError when it cannot)."""
     return _resolve(name)(**options)
 
 
@@ -62,4 +68,4 @@ for _name, _path in {
 }.items():
     register(_name, _path)
 
-__all__ = ["Env", "StepResult", "available", "make", "register", "step_info"]
+__all__ = ["Env", "EnvImportError", "StepResult", "available", "make", "register", "step_info"]

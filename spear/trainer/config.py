@@ -26,6 +26,7 @@ from spear.algo.filters import GROUP_FILTER_KINDS, RESPONSE_FLAGS
 from spear.algo.losses import AGG_MODES, POLICY_LOSSES
 from spear.algo.replay import ReplayConfig
 from spear.algo.schedules import SCHEDULES
+from spear.envs.custom import is_import_path
 
 PRESET_DIR = "presets"
 ENV_PROFILE_DIR = "envs"
@@ -229,12 +230,14 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "seed", int, minimum=0)
     _require(config, "steps", int, minimum=1)
     env_name = _require(config, "env.name", str)
-    if env_name not in available_envs():
+    if not is_import_path(env_name) and env_name not in available_envs():
         raise ConfigError(
             f"config key 'env.name': unknown environment '{env_name}'; "
-            f"registered: {', '.join(available_envs())}"
+            f"registered: {', '.join(available_envs())} (or your own class: package.module:Class)"
         )
     _require(config, "env.options", dict)
+    if is_import_path(env_name):
+        _check_user_env(config)
     _require(config, "env.workers", int, minimum=0)
     _require(config, "env.step_timeout_s", float, minimum=0.001)
     _require(config, "model.path", str, allow_none=True)
@@ -332,6 +335,21 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "sft.prompt_weight", float, minimum=0.0)
     if group < 2 and config["algorithm"]["estimator"] in ("grpo", "gigpo"):
         raise ConfigError("config key 'rollout.group_size' must be >= 2 for group-relative advantages")
+
+
+def _check_user_env(config: dict[str, Any]) -> None:
+    """A ``package.module:Class`` environment imports, follows the protocol and can be created
+    with ``env.options``; it has an expert when the run builds or cold-starts the embedded model
+    (a user's environment has no shipped policy, so ``model.init: auto`` starts from scratch)."""
+    from spear.envs import _resolve
+    from spear.envs.custom import EnvImportError, check_env_instance
+
+    name, model, sft = config["env"]["name"], config["model"], config["sft"]
+    needs_expert = (model["path"] is None and model["init"] != "shipped") or sft["enabled"] is True
+    try:
+        check_env_instance(_resolve(name), name, config["env"]["options"], needs_expert=needs_expert)
+    except EnvImportError as exc:
+        raise ConfigError(f"config key 'env.name': {exc}") from None
 
 
 def dump(config: dict[str, Any]) -> str:

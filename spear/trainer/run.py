@@ -18,6 +18,8 @@ from typing import Any
 import torch
 import yaml
 
+from spear.envs.custom import import_env, is_import_path
+from spear.envs.custom import label as env_label
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
 from spear.models.local import check_model_dir
 from spear.models.shipped import MANIFEST, load_starting_policy, starting_policy_dir, verify_starting_policy
@@ -35,7 +37,7 @@ START_RECORD = "start_policy.json"  # in the run directory: which policy the run
 
 def default_run_dir(config: dict[str, Any]) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{config['preset']}-{config['env']['name']}-{stamp}"
+    return Path("runs") / f"{config['preset']}-{env_label(config['env']['name'])}-{stamp}"
 
 
 def say(message: str, *, quiet: bool = False) -> None:
@@ -398,6 +400,8 @@ def evaluate_model(
     env_name = env_name or trained_env.get("name")
     if env_name is None:
         raise ConfigError(f"{model_path} has no {RUN_SETTINGS}: pass --env")
+    if is_import_path(env_name):
+        import_env(env_name)  # a bad import path is reported before the model loads
     options = dict(trained_env.get("options", {})) if env_name == trained_env.get("name") else {}
     options.update(env_options or {})
     model, tokenizer = load_model_and_tokenizer(model_path, dtype=torch.float32)

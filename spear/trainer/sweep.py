@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spear.envs.custom import label as env_label
 from spear.models.local import check_model_dir
 from spear.trainer.checkpoint import atomic_write_text
 from spear.trainer.config import ConfigError, load_config, parse_override
@@ -133,7 +134,7 @@ def sweep_spec(
 
 
 def default_sweep_dir(spec: SweepSpec) -> Path:
-    return Path("runs") / f"compare-{spec.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / f"compare-{env_label(spec.env)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def machine_info() -> dict[str, Any]:
