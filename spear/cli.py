@@ -1,4 +1,4 @@
-"""The ``spear`` command line: ``spear train``, ``spear sft``, ``spear eval``, ``spear compare``.
+"""The ``spear`` command line: ``spear train``, ``sft``, ``eval``, ``compare`` and ``inspect``.
 
 Examples::
 
@@ -11,6 +11,7 @@ Examples::
     spear sft --env household --out models/household-sft
     spear eval --model runs/.../final_model --env household --episodes 200
     spear compare --presets grpo,spear --seeds 3 --steps 40 --out runs/cmp   # docs/COMPARE.md
+    spear inspect runs/spear-household-20261121-101500                      # docs/INSPECT.md
 """
 
 from __future__ import annotations
@@ -170,6 +171,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from spear.trainer.inspector import write_report
+
+    path = write_report(args.run_dir, args.out)
+    print(f"report: {path} (open it in a browser; it needs no server or network)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spear", description="Multi-turn agentic RL with SPEAR.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_threads(cmp)
     cmp.add_argument("overrides", nargs="*", help="config overrides key.sub=value, applied to every run")
     cmp.set_defaults(func=cmd_compare)
+
+    ins = sub.add_parser(
+        "inspect", help="a self-contained HTML report of a run: episodes, the SIL buffer, curves"
+    )
+    ins.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of spear train")
+    ins.add_argument("--out", help="the HTML file to write (default: RUN_DIR/inspect.html)")
+    ins.add_argument("--threads", type=int, help=argparse.SUPPRESS)  # main() sets threads for every command
+    ins.set_defaults(func=cmd_inspect)
     return parser
 
 

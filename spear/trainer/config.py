@@ -322,6 +322,9 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "checkpoint.every", int, minimum=0)
     _require(config, "logging.tensorboard", bool)
     _require(config, "logging.plots", bool)
+    _require(config, "logging.samples.every", int, minimum=0)
+    _require(config, "logging.samples.episodes", int, minimum=1, maximum=64)
+    _require(config, "logging.samples.max_chars", int, minimum=40, maximum=100_000)
     from spear.trainer.tracking import check_wandb_settings
 
     check_wandb_settings(config["logging"]["wandb"])

@@ -45,6 +45,7 @@ from spear.trainer.evaluate import EvalResult, evaluate
 from spear.trainer.logger import RunLogger, write_plots
 from spear.trainer.method import Method, step_seed
 from spear.trainer.parallel import DataParallel
+from spear.trainer.samples import SampleRecorder
 
 
 def rollout_config(
@@ -114,6 +115,10 @@ class Trainer:
         self.method = Method(config, tokenizer, probe.action_format)
         probe.close()
         self.buffer = ReplayBuffer(ReplayConfig(**self.method.buffer_config()), seed=config["seed"])
+        # what `spear inspect` shows (logging.samples); written by the main process only
+        self.samples = (
+            SampleRecorder.create(self.run_dir, config, tokenizer, self.method) if self.is_main else None
+        )
         self.start_step = 1
         self.eval_before: EvalResult | None = None
 
@@ -288,6 +293,8 @@ class Trainer:
             metrics["sil/qualifying_rows"] = float(self.buffer.num_qualifying())
         timings["time/step"] = time.perf_counter() - started
         metrics.update(timings)
+        if self.samples is not None:
+            self.samples.record(step, step_batch, replay, metrics)
         return metrics
 
     # ------------------------------------------------------------------ evaluation
