@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The GPU check (issue 12): what needs a CUDA GPU, in under 8 minutes on one GPU.
+#
+#   bash benchmarks/gpu_check.sh [OUT_DIR]        # default benchmarks/results
+#
+# 1. the CUDA tests (tests/test_cuda.py): our trainer and the TRL integration step in bf16;
+# 2. multi-turn household with an untrained 64M-parameter embedded Qwen2 (bf16 autocast,
+#    fp32 master weights): our trainer and TRL GRPOTrainer + spear, s/step, generated
+#    tokens/s and peak GPU memory (benchmarks/bench_trl_household.py).
+# It writes OUT_DIR/gpu_check.json (the benchmark's numbers) and OUT_DIR/gpu_check.md
+# (GPU, versions, test summary, table), which the README quotes. Needs python3 with torch
+# (CUDA), transformers, accelerate and trl==1.16.0 importable, and this checkout on the path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT_DIR=${1:-benchmarks/results}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT_DIR"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" TRL_EXPERIMENTAL_SILENCE=1 PYTHONUNBUFFERED=1
+
+GPU=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader)
+VERSIONS=$("$PY" -c "import torch, transformers, trl; print(f'torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}')")
+echo "GPU: $GPU"; echo "$VERSIONS"
+
+start=$(date +%s)
+TESTS=$("$PY" -m pytest -q -p no:warnings -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -n 1)
+echo "CUDA tests: $TESTS"
+
+# 64M parameters: 10 layers, hidden 768, 12 heads (4 KV heads), MLP 2048, vocab 1024
+SIZE=(model.embedded.hidden_size=768 model.embedded.num_layers=10 model.embedded.num_heads=12
+      model.embedded.num_kv_heads=4 model.embedded.intermediate_size=2048 model.embedded.vocab_size=1024)
+"$PY" benchmarks/bench_trl_household.py --model scratch --steps 3 --warmup 1 \
+  --json "$OUT_DIR/gpu_check.json" "${SIZE[@]}" rollout.tasks_per_step=8 | tee "$OUT_DIR/gpu_check.txt"
+end=$(date +%s)
+
+{
+  echo "# GPU check ($(date -u +%Y-%m-%d))"
+  echo
+  echo "- GPU: $GPU"
+  echo "- $VERSIONS"
+  echo "- CUDA tests (tests/test_cuda.py): $TESTS"
+  echo "- wall time of the whole check: $((end - start)) s"
+  echo
+  echo '```'
+  cat "$OUT_DIR/gpu_check.txt"
+  echo '```'
+} > "$OUT_DIR/gpu_check.md"
+rm "$OUT_DIR/gpu_check.txt"
+cat "$OUT_DIR/gpu_check.md"
