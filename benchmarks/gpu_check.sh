@@ -22,13 +22,13 @@ VERSIONS=$("$PY" -c "import torch, transformers, trl; print(f'torch {torch.__ver
 echo "GPU: $GPU"; echo "$VERSIONS"
 
 start=$(date +%s)
-TESTS=$("$PY" -m pytest -q -p no:warnings -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -n 1)
+TESTS=$("$PY" -m pytest -p no:warnings -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -n 1)
 echo "CUDA tests: $TESTS"
 
 # 64M parameters: 10 layers, hidden 768, 12 heads (4 KV heads), MLP 2048, vocab 1024
 SIZE=(model.embedded.hidden_size=768 model.embedded.num_layers=10 model.embedded.num_heads=12
       model.embedded.num_kv_heads=4 model.embedded.intermediate_size=2048 model.embedded.vocab_size=1024)
-"$PY" benchmarks/bench_trl_household.py --model scratch --steps 3 --warmup 1 \
+"$PY" benchmarks/bench_trl_household.py --model scratch --steps 3 --warmup 1 --rounds 2 \
   --json "$OUT_DIR/gpu_check.json" "${SIZE[@]}" rollout.tasks_per_step=8 | tee "$OUT_DIR/gpu_check.txt"
 end=$(date +%s)
 
