@@ -218,14 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     rows = [summarise(side, runs[side], args.warmup) for side in sides]
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     print(f"preset {args.preset}, household, trajectory layout, model {args.model}, device {device}")
-    print(
-        f"{'side':28s} {'s/step':>8s} {'tokens/s':>9s} {'tok/step':>9s} {'success':>8s} {'SIL':>4s} {'MB':>7s}"
-    )
+    header = ("s/step", "tokens/s", "tok/step", "success", "SIL", "MB")
+    print(f"{'side':28s}" + "".join(f"{h:>10s}" for h in header))
     for r in rows:
-        print(
-            f"{SIDES[r['side']]:28s} {r['s_per_step']:8.2f} {r['tokens_per_s']:9.0f} {r['tokens_per_step']:9.0f} "
-            f"{r['rollout_success']:8.2f} {r['sil_fired_steps']:4.0f} {r['peak_memory_mb']:7.0f}"
-        )
+        values = (r["s_per_step"], r["tokens_per_s"], r["tokens_per_step"], r["rollout_success"])
+        values += (r["sil_fired_steps"], r["peak_memory_mb"])
+        print(f"{SIDES[r['side']]:28s}" + "".join(f"{v:10.2f}" for v in values))
     if {"ours", "trl"} <= set(sides):
         ours, trl = rows[sides.index("ours")], rows[sides.index("trl")]
         print(
