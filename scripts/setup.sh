@@ -7,25 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v bwrap >/dev/null 2>&1; then
+# apt_install COMMAND PACKAGE WHY: install PACKAGE with apt-get (as root) when COMMAND is missing
+apt_install() {
+  command -v "$1" >/dev/null 2>&1 && return 0
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-    (apt-get install -y -q bubblewrap >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }) \
-      || echo "warning: could not install bubblewrap; the code sandbox falls back to rlimits only" >&2
+    (apt-get install -y -q "$2" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$2" >/dev/null; }) \
+      || echo "warning: could not install $2; $3" >&2
   else
-    echo "warning: bubblewrap not found; install it (apt-get install bubblewrap) for the full code sandbox" >&2
+    echo "warning: $1 not found; install it (apt-get install $2): $3" >&2
   fi
-fi
-
-# chromium: the headless browser tests/trainer/test_inspect.py opens `spear inspect`'s page in
-# (the test skips, saying so, without it)
-if ! command -v chromium >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-    (apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }) \
-      || echo "warning: could not install chromium; the inspector's browser test will be skipped" >&2
-  else
-    echo "warning: chromium not found; install it (apt-get install chromium) to run the inspector's browser test" >&2
-  fi
-fi
+}
+apt_install bwrap bubblewrap "without it the code sandbox falls back to rlimits only"
+# the headless browser that tests/trainer/test_inspect.py opens `spear inspect`'s page in
+apt_install chromium chromium "without it the inspector's browser test is skipped"
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
