@@ -7,6 +7,8 @@
 """
 
 import copy
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -167,3 +169,8 @@ def test_task_prompts_round_trip_and_bad_prompts_are_named():
         task_seeds(["What is 2+2?"] * 3, 3)
     with pytest.raises(IntegrationError, match="mixes prompts"):
         task_seeds([prompts[0], prompts[0], prompts[1]], 3)
+
+
+def test_spear_itself_never_imports_trl():
+    code = "import sys, spear, spear.cli, spear.trainer.run; assert 'trl' not in sys.modules, 'trl imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
