@@ -33,12 +33,12 @@ import torch
 import yaml
 
 from spear.algo.advantages import to_token_level
-from spear.algo.replay import ReplayBatch, ReplayBuffer, ReplayConfig
+from spear.algo.replay import ReplayBuffer, ReplayConfig
 from spear.envs import make
 from spear.rollout.batch import RolloutBatch
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
-from spear.trainer.actor import UpdateBatch, collate, compute_log_probs, policy_update
+from spear.trainer.actor import UpdateBatch, compute_log_probs, policy_update
 from spear.trainer.checkpoint import checkpoint_dir, latest_checkpoint, load_state, save_checkpoint
 from spear.trainer.config import ConfigError
 from spear.trainer.evaluate import EvalResult, evaluate
@@ -228,29 +228,17 @@ class Trainer:
         finally:
             self.model.eval()
 
-    def replay_batch(self, replay: ReplayBatch) -> UpdateBatch:
-        rows = replay.rows
-        return collate(
-            rows["prompt"],
-            rows["response"],
-            rows["response_mask"],
-            rows["old_log_prob"],
-            replay.advantages.tolist(),
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-
     def store(self, step_batch: StepBatch, step: int) -> int:
-        """Steps 11-12: prune stale entries, record group statistics, store rows with A > 0."""
-        rollout, update = step_batch.rollout, step_batch.update
-        rows, eligible = self.method.buffer_rows(rollout, update.response_mask, update.old_log_prob)
-        return self.buffer.add(
-            rows,
-            rewards=step_batch.scores,
+        """Steps 11-12 on the step's kept rows (:meth:`Method.store`)."""
+        update = step_batch.update
+        return self.method.store(
+            self.buffer,
+            step_batch.rollout,
+            scores=step_batch.scores,
+            response_mask=update.response_mask,
+            old_log_prob=update.old_log_prob,
             advantages=update.advantages,
-            group_ids=rollout.group_id,
-            traj_ids=rollout.traj_id,
             step=step,
-            eligible=eligible,
         )
 
     def train_step(self, step: int) -> dict[str, float]:
@@ -281,7 +269,7 @@ class Trainer:
         start = time.perf_counter()
         if replay is not None:
             sil_metrics = self._update(
-                self.replay_batch(replay), step, replay=True, weight=self.method.lambda_sil(step)
+                self.method.replay_batch(replay), step, replay=True, weight=self.method.lambda_sil(step)
             )
             metrics.update({f"sil/{k}": v for k, v in sil_metrics.items()})
             metrics["sil/baseline"] = replay.baseline[0] if replay.baseline is not None else None

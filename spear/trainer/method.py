@@ -29,10 +29,11 @@ from spear.algo.filters import (
     react_action_complete,
     tool_answer_complete,
 )
+from spear.algo.replay import ReplayBatch, ReplayBuffer
 from spear.algo.rewards import invalid_action_penalty, tool_call_bonus
 from spear.algo.schedules import schedule
 from spear.rollout.batch import RolloutBatch
-from spear.trainer.actor import LossSettings
+from spear.trainer.actor import LossSettings, UpdateBatch, collate
 
 
 def step_seed(seed: int, step: int, salt: int) -> int:
@@ -202,12 +203,22 @@ class Method:
             buffer["keep_rule"] = ">" if self.action_format == "tool_call" else ">="
         return buffer
 
-    def buffer_rows(
-        self, batch: RolloutBatch, response_mask: torch.Tensor, old_log_prob: torch.Tensor
-    ) -> tuple[dict[str, list], np.ndarray | None]:
-        """Unpadded rows for :meth:`spear.algo.replay.ReplayBuffer.add`: prompt and response ids,
-        the (filtered) response mask and the behaviour log-probs of collection time; plus
-        which rows may enter (math: only trajectories with a tool call, spec 2.3; else None)."""
+    def store(
+        self,
+        buffer: ReplayBuffer,
+        batch: RolloutBatch,
+        *,
+        scores: np.ndarray,
+        response_mask: torch.Tensor,
+        old_log_prob: torch.Tensor,
+        advantages: torch.Tensor,
+        step: int,
+    ) -> int:
+        """Steps 11-12: prune stale entries, record group statistics and store the rows of
+        ``batch`` with A > 0: prompt and response ids, the (filtered) response mask ``[N, R]``,
+        the behaviour log-probs of collection time ``[N, R]``, the scores ``[N]`` and the
+        token-level advantages ``[N, R]``. Math stores only trajectories with a tool call
+        (spec 2.3). Returns the number of rows stored."""
         p = batch.prompt_length
         rows: dict[str, list] = {"prompt": [], "response": [], "response_mask": [], "old_log_prob": []}
         for i in range(len(batch)):
@@ -220,4 +231,25 @@ class Method:
         eligible = None
         if self.action_format == "tool_call":
             eligible = np.array([t.tool_calls > 0 for t in batch.trajectories])[batch.traj_index]
-        return rows, eligible
+        return buffer.add(
+            rows,
+            rewards=scores,
+            advantages=advantages,
+            group_ids=batch.group_id,
+            traj_ids=batch.traj_id,
+            step=step,
+            eligible=eligible,
+        )
+
+    def replay_batch(self, replay: ReplayBatch) -> UpdateBatch:
+        """A replay draw padded into an :class:`UpdateBatch` (its recalibrated advantage on
+        every valid token, its stored behaviour log-probs)."""
+        rows = replay.rows
+        return collate(
+            rows["prompt"],
+            rows["response"],
+            rows["response_mask"],
+            rows["old_log_prob"],
+            replay.advantages.tolist(),
+            pad_token_id=self.tokenizer.pad_token_id,
+        )

@@ -89,7 +89,8 @@ class StepSignal:
         old_log_prob: behaviour log-probs ``[S, R]`` (the sampler's), 0 off the loss mask.
         kept: ``[S]`` bool: the row survived failure removal and the group filter.
         live: the kept rows as a RolloutBatch (what our trainer keeps), with their
-            ``scores``, ``mask`` and per-token ``advantages`` for the replay buffer.
+            ``scores``, ``mask``, behaviour log-probs and per-token ``advantages`` for the
+            replay buffer.
         metrics: filter statistics and rows after the group filter.
     """
 
@@ -101,6 +102,7 @@ class StepSignal:
     live: RolloutBatch
     live_scores: np.ndarray
     live_mask: torch.Tensor
+    live_old_log_prob: torch.Tensor
     live_advantages: torch.Tensor
     metrics: dict[str, float]
 
@@ -149,6 +151,7 @@ def step_signal(method: Method, batch: RolloutBatch, slots: int, step: int) -> S
         live=live,
         live_scores=scores,
         live_mask=mask,
+        live_old_log_prob=old_log_prob,
         live_advantages=advantages,
         metrics=metrics,
     )

@@ -38,7 +38,7 @@ from spear.algo.replay import ReplayBuffer, ReplayConfig
 from spear.envs import make
 from spear.integrations.trl.rows import fit_width, step_signal, trl_rows
 from spear.rollout.engine import RolloutEngine
-from spear.trainer.actor import LossSettings, collate, micro_batch_objective
+from spear.trainer.actor import LossSettings, micro_batch_objective
 from spear.trainer.loop import rollout_config
 from spear.trainer.method import Method, step_seed
 
@@ -341,16 +341,14 @@ class SpearGRPOTrainer(GRPOTrainer):
         everyone_ready = bool(self.accelerator.gather(ready).min() > 0)  # replay steps stay in lockstep
         self._pending_replay = self.buffer.sample() if everyone_ready else None
         if len(signal.live):
-            live = signal.live
-            rows, eligible = self.method.buffer_rows(live, signal.live_mask, live.sampling_log_prob)
-            self.buffer.add(
-                rows,
-                rewards=signal.live_scores,
+            self.method.store(
+                self.buffer,
+                signal.live,
+                scores=signal.live_scores,
+                response_mask=signal.live_mask,
+                old_log_prob=signal.live_old_log_prob,
                 advantages=signal.live_advantages,
-                group_ids=signal.live.group_id,
-                traj_ids=signal.live.traj_id,
                 step=step,
-                eligible=eligible,
             )
         replay = self._pending_replay
         baseline = replay.baseline if replay is not None else None
@@ -430,15 +428,7 @@ class SpearGRPOTrainer(GRPOTrainer):
             return
         step = self.rl_step - 1  # global_step has already moved past this RL step's updates
         weight = self.method.lambda_sil(step)
-        rows = replay.rows
-        batch = collate(
-            rows["prompt"],
-            rows["response"],
-            rows["response_mask"],
-            rows["old_log_prob"],
-            replay.advantages.tolist(),
-            pad_token_id=self.processing_class.pad_token_id,
-        )
+        batch = self.method.replay_batch(replay)
         micro = self.args.per_device_train_batch_size
         mini = micro * self.args.gradient_accumulation_steps
         generator = torch.Generator().manual_seed(step_seed(self.spear_config["seed"], step, 4))
