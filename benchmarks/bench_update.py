@@ -1,14 +1,15 @@
-"""The update phase of an RL step (the largest share of the main job), with and without the
-length-ordered micro-batch split of ``spear.trainer.actor.length_sorted``.
+"""The update phase of an RL step (the largest share of the main job): what the length-ordered
+micro-batch split (``spear.trainer.actor.length_sorted``) and computing each distinct row once
+(``spear.trainer.actor.distinct_rows``) save.
 
     .venv/bin/python benchmarks/bench_update.py [--rounds 3] [--model DIR] [overrides ...]
 
 Plays one step's rollout of the default config from the shipped starting policy (or
 ``--model``), builds its update batch exactly as the trainer does, then times
-``policy_update`` on that same batch in alternating rounds: rows in rollout order (as before
-the change) and rows ordered by length inside each mini-batch (now). Besides seconds it
-reports the padded tokens the forward/backward passes process, a count that does not depend
-on the machine's speed or load.
+``policy_update`` on that same batch in alternating rounds: rows in rollout order, every row
+computed (the first version); rows ordered by length inside each mini-batch; and, on top,
+each distinct row computed once (now). Besides seconds it reports the padded tokens the
+forward/backward passes process, a count that does not depend on the machine's speed or load.
 """
 
 from __future__ import annotations
@@ -29,15 +30,28 @@ from spear.trainer.config import load_config
 from spear.trainer.loop import Trainer
 
 
-def padded_tokens(batch: actor.UpdateBatch, mini: int, micro: int) -> int:
+def padded_tokens(batch: actor.UpdateBatch, mini: int, micro: int, *, distinct: bool) -> int:
     """Positions the micro-batch forward passes compute (rows x trimmed width, summed)."""
     total = 0
     for start in range(0, len(batch), mini):
         stop = min(start + mini, len(batch))
         for m in range(start, stop, micro):
             part = batch.slice(m, min(m + micro, stop))
-            total += part.input_ids.numel()
+            rows = len(actor.distinct_rows(part.input_ids, part.attention_mask)[0]) if distinct else len(part)
+            total += rows * part.input_ids.shape[1]
     return total
+
+
+def every_row(input_ids: torch.Tensor, _mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = torch.arange(input_ids.shape[0])
+    return rows, rows
+
+
+VARIANTS = {  # name: (length-ordered, distinct rows once)
+    "rollout order, every row": (False, False),
+    "length-ordered, every row": (True, False),
+    "length-ordered, distinct rows once": (True, True),
+}
 
 
 def main() -> None:
@@ -61,37 +75,42 @@ def main() -> None:
     settings = trainer.method.loss_settings(replay=False)
     mini, micro = config["actor"]["mini_batch_size"], config["actor"]["micro_batch_size"]
     real = int(batch.attention_mask.sum())
-    before = padded_tokens(batch, mini, micro)
-    after = padded_tokens(actor.length_sorted(batch, mini), mini, micro)
+    ordered_batch = actor.length_sorted(batch, mini)
+    tokens = {
+        name: padded_tokens(ordered_batch if ordered else batch, mini, micro, distinct=distinct)
+        for name, (ordered, distinct) in VARIANTS.items()
+    }
 
     start_state = copy.deepcopy(model.state_dict())
-    sort = actor.length_sorted
-    times: dict[str, list[float]] = {"rollout order": [], "length-ordered": []}
+    sort, distinct_rows = actor.length_sorted, actor.distinct_rows
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(args.rounds):
-        for name in times:
+        for name, (ordered, distinct) in VARIANTS.items():
             model.load_state_dict(start_state)
             optimizer = torch.optim.AdamW(model.parameters(), lr=config["actor"]["lr"])
-            actor.length_sorted = sort if name == "length-ordered" else (lambda b, _m: b)
+            actor.length_sorted = sort if ordered else (lambda b, _m: b)
+            actor.distinct_rows = distinct_rows if distinct else every_row
             began = time.perf_counter()
             actor.policy_update(
                 model, optimizer, batch, settings, mini_batch_size=mini, micro_batch_size=micro
             )
             times[name].append(time.perf_counter() - began)
-    actor.length_sorted = sort
+    actor.length_sorted, actor.distinct_rows = sort, distinct_rows
 
     print(
         f"{len(batch)} rows, {real} real tokens; mini-batch {mini}, micro-batch {micro}; "
         f"{torch.get_num_threads()} threads; median of {args.rounds} alternating rounds"
     )
-    print("| micro-batch split | padded tokens | padding | update seconds |")
+    print("| micro-batches | tokens computed | vs real tokens | update seconds |")
     print("|---|---|---|---|")
-    for name, tokens in (("rollout order", before), ("length-ordered", after)):
+    for name in VARIANTS:
         print(
-            f"| {name} | {tokens:,} | {100 * (tokens - real) / tokens:.0f}% | "
+            f"| {name} | {tokens[name]:,} | {tokens[name] / real:.2f}x | "
             f"{statistics.median(times[name]):.2f} |"
         )
-    ratio = statistics.median(times["rollout order"]) / statistics.median(times["length-ordered"])
-    print(f"update time ratio (rollout order / length-ordered): {ratio:.2f}x")
+    first, *_, now = VARIANTS
+    ratio = statistics.median(times[first]) / statistics.median(times[now])
+    print(f"update time ratio ({first} / {now}): {ratio:.2f}x")
 
 
 if __name__ == "__main__":

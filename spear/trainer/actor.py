@@ -110,23 +110,46 @@ def response_log_probs(
 
     As in verl, the trained policy is the one the rollout sampled from: with rollout
     temperature T the ratio pi_theta / pi_old compares ``logits / T`` on both sides.
-    Only the logits that predict response tokens are computed (``logits_to_keep``).
+    Only the logits that predict response tokens are computed (``logits_to_keep``), and
+    only once per distinct row (:func:`distinct_rows`): the results are copied to the
+    duplicates, so autograd sums their gradients into the one forward pass.
     """
     r = batch.response_mask.shape[1]
+    first, inverse = distinct_rows(batch.input_ids, batch.attention_mask)
     out = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
+        input_ids=batch.input_ids[first],
+        attention_mask=batch.attention_mask[first],
+        position_ids=batch.position_ids[first],
         use_cache=False,
         logits_to_keep=r + 1,
     )
     logits = out.logits[:, :-1, :].float()
     if temperature != 1.0:
         logits = logits / temperature
-    targets = batch.input_ids[:, batch.prompt_length : batch.prompt_length + r]
+    targets = batch.input_ids[first, batch.prompt_length : batch.prompt_length + r]
     log_probs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    entropy = entropy_from_logits(logits) if with_entropy else None
-    return log_probs, entropy
+    entropy = entropy_from_logits(logits)[inverse] if with_entropy else None
+    return log_probs[inverse], entropy
+
+
+def distinct_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(first, inverse)``: the first row of each distinct (tokens, mask) row of ``[N, L]``
+    inputs, in order of appearance, and for every row the index of its distinct row in
+    ``first``, so ``x[first][inverse]`` rebuilds a per-row ``x``.
+
+    The G copies of a task start from the same prompt, and a low-entropy policy often
+    plays the same turn in several copies token for token (22% of the rows of a household
+    step of the shipped policy at T = 0.7): their forward and backward passes are paid once.
+    """
+    rows = torch.cat([input_ids, attention_mask.to(input_ids.dtype)], dim=1)
+    _, labels = torch.unique(rows, dim=0, return_inverse=True)
+    n = labels.shape[0]
+    order = torch.arange(n, device=labels.device)
+    first_of_label = torch.full((n,), n, device=labels.device).scatter_reduce(0, labels, order, "amin")
+    first = first_of_label[labels].unique()  # sorted: order of first appearance
+    rank = torch.empty(n, dtype=torch.long, device=labels.device)
+    rank[first] = torch.arange(first.shape[0], device=labels.device)
+    return first, rank[first_of_label[labels]]
 
 
 @torch.no_grad()

@@ -57,3 +57,30 @@ def test_a_temperature_the_trainer_cannot_train_at_is_refused():
         load_config("spear", ["rollout.top_p=0.9"])
     config = load_config("spear", ["rollout.top_p=0.9", "actor.recompute_old_log_prob=true"])
     assert config["rollout"]["top_p"] == 0.9
+
+
+def test_repeated_rows_take_one_forward_pass_and_keep_every_copys_value_and_gradient(base_model):
+    """Copies of a task often repeat a turn token for token; each distinct row is computed once."""
+    model, tokenizer = load_model_and_tokenizer(base_model)
+    batch = _batch(tokenizer).select(torch.tensor([0, 1, 0, 0]))
+    rows_seen = []
+    hook = model.register_forward_pre_hook(
+        lambda _m, _args, kwargs: rows_seen.append(kwargs["input_ids"].shape[0]), with_kwargs=True
+    )
+    log_prob, entropy = response_log_probs(model, batch, with_entropy=True)
+    hook.remove()
+    assert rows_seen == [2]
+    weights = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    (log_prob * weights * batch.response_mask).sum().backward()
+    together = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for i in range(len(batch)):
+        row = batch.slice(i, i + 1)
+        alone, alone_entropy = response_log_probs(model, row, with_entropy=True)
+        width = row.response_mask.shape[1]
+        mask = row.response_mask.bool()
+        torch.testing.assert_close(alone[mask], log_prob[i : i + 1, :width][mask], rtol=0, atol=1e-5)
+        torch.testing.assert_close(alone_entropy[mask], entropy[i : i + 1, :width][mask], rtol=0, atol=1e-5)
+        (alone * weights[i] * row.response_mask).sum().backward()
+    for summed, by_row in zip(together, (p.grad for p in model.parameters()), strict=True):
+        torch.testing.assert_close(summed, by_row, rtol=1e-4, atol=1e-6)
