@@ -1,6 +1,6 @@
 """Curves and a table of single training runs side by side (the settings search in docs/TUNING.md).
 
-    python scripts/tuning_report.py NAME=RUN_DIR [NAME=RUN_DIR ...] --out docs/results/tuning
+    python scripts/tuning_report.py NAME=RUN_DIR [NAME=RUN_DIR ...] --out docs/tuning/NAME
 
 For each run: rollout success, invalid-action rate and entropy per step (raw and as a trailing
 5-step mean) in ``<out>/<name>.csv``; overlay plots of the 5-step means; and a Markdown table

@@ -161,7 +161,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_sweep_dir(spec)
     command = shlex.join(["spear", *args.argv])
     try:
-        rows = compare(spec, out, command=command, quiet=args.quiet)
+        rows = compare(spec, out, command=command, quiet=args.quiet, jobs=args.jobs)
     except KeyboardInterrupt:
         again = command if args.out else f"{command} --out {shlex.quote(str(out))}"
         print(f"\ninterrupted; finished runs are kept. Resume with:\n  {again}", file=sys.stderr)
@@ -231,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("--out", help="sweep directory (default: runs/compare-<env>-<time>); re-run to resume")
     cmp.add_argument("--quiet", action="store_true", help="no progress bars")
+    cmp.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at a time, each in its own process (default 1); give each --threads cores / jobs",
+    )
     _add_threads(cmp)
     cmp.add_argument("overrides", nargs="*", help="config overrides key.sub=value, applied to every run")
     cmp.set_defaults(func=cmd_compare)

@@ -175,13 +175,13 @@ def steps_logged(run_dir: Path) -> int:
 
 
 @contextmanager
-def _follow(bar: Any, run_dir: Path, offset: int, every_s: float = 1.0) -> Iterator[None]:
-    """Move the sweep's bar with the steps the (quiet) current run logs."""
+def _follow(bar: Any, plans: list[RunPlan], steps: int, every_s: float = 1.0) -> Iterator[None]:
+    """Move the sweep's bar with the steps the (quiet) runs log, however many run at once."""
     stop = threading.Event()
 
     def poll() -> None:
         while not stop.wait(every_s):
-            bar.n = offset + steps_logged(run_dir)
+            bar.n = sum(steps if is_finished(p.run_dir) else steps_logged(p.run_dir) for p in plans)
             bar.refresh()
 
     thread = threading.Thread(target=poll, daemon=True)
@@ -193,14 +193,42 @@ def _follow(bar: Any, run_dir: Path, offset: int, every_s: float = 1.0) -> Itera
         thread.join()
 
 
-def compare(spec: SweepSpec, sweep_dir: str | Path, *, command: str, quiet: bool = False) -> list[dict]:
-    """Run (or finish) a sweep and write its results; returns the per-preset rows.
+def _run_all(plans: list[RunPlan], jobs: int) -> Iterator[tuple[RunPlan, dict[str, Any]]]:
+    """``run_one`` of every plan, ``jobs`` at a time (in fresh processes when ``jobs > 1``,
+    each with this process's torch thread count), yielding each summary as its run ends."""
+    if jobs == 1:
+        for plan in plans:
+            yield plan, run_one(plan)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    threads = torch.get_num_threads()
+    spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock
+    with ProcessPoolExecutor(
+        jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        futures = {pool.submit(run_one, plan): plan for plan in plans}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def compare(
+    spec: SweepSpec, sweep_dir: str | Path, *, command: str, quiet: bool = False, jobs: int = 1
+) -> list[dict]:
+    """Run (or finish) a sweep, ``jobs`` runs at a time, and write its results; returns the
+    per-preset rows.
 
     Every config is loaded before anything is written or computed, so an unknown preset
-    or a bad override fails at once.
+    or a bad override fails at once. Runs are independent (each has its own seed and
+    folder), so running them concurrently changes no result, only the wall time.
     """
     from tqdm.auto import tqdm
 
+    if jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {jobs}")
     sweep_dir = Path(sweep_dir)
     cold_config = cold_start_config(spec)
     start = start_model(spec, sweep_dir, cold_config)
@@ -219,27 +247,20 @@ def compare(spec: SweepSpec, sweep_dir: str | Path, *, command: str, quiet: bool
         if spec.init == "shipped":
             print(f"every run starts from the shipped {spec.env} policy: {start}", flush=True)
     ensure_cold_start(spec, sweep_dir, cold_config, quiet=quiet)
-    finished = sum(is_finished(plan.run_dir) for plan in plans)
+    todo = [plan for plan in plans if not is_finished(plan.run_dir)]
     bar = tqdm(
         total=len(plans) * spec.steps,
-        initial=finished * spec.steps,
+        initial=(len(plans) - len(todo)) * spec.steps,
         desc="compare",
         unit="step",
         disable=quiet,
         dynamic_ncols=True,
     )
     try:
-        for index, plan in enumerate(plans):
-            if is_finished(plan.run_dir):
-                continue
-            bar.set_postfix_str(f"run {index + 1}/{len(plans)}: {plan.name}")
-            with nullcontext() if quiet else _follow(bar, plan.run_dir, finished * spec.steps):
-                summary = run_one(plan)
-            finished += 1
-            bar.n = finished * spec.steps
-            bar.refresh()
-            if summary["final_success"] is not None:
-                bar.write(f"{plan.name}: final eval success {100 * summary['final_success']:.1f}%")
+        with nullcontext() if quiet else _follow(bar, plans, spec.steps):
+            for plan, summary in _run_all(todo, min(jobs, max(1, len(todo)))):
+                if summary["final_success"] is not None:
+                    bar.write(f"{plan.name}: final eval success {100 * summary['final_success']:.1f}%")
     finally:
         bar.close()
     return write_results(sweep_dir)

@@ -297,3 +297,24 @@ def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
     build_results.main([str(out), "--out", str(page)])
     assert page.read_text() == text  # regenerated identically, and nothing stale is left
     assert sorted(p.name for p in (tmp_path / "docs" / "results").iterdir()) == ["cmp"]
+
+
+def test_runs_in_parallel_jobs_give_the_same_runs_as_one_at_a_time(tmp_path):
+    """--jobs 2 trains each run in its own (spawned) process with the same thread count: the
+    runs, and so every table, are those of a sequential sweep. A spawned process starts
+    empty, so the environment is named by import path (tests/trainer is on sys.path)."""
+
+    def sweep(out, jobs):
+        args = ["compare", "--env", "conftest:ParityEnv", "--presets", "grpo,spear", "--seeds", "1"]
+        assert main([*args, "--steps", "2", "--out", str(out), "--quiet", "--jobs", str(jobs), *MICRO]) == 0
+        return {
+            run: [
+                {k: v for k, v in row.items() if not k.startswith("time/")}
+                for row in metrics(out / "runs" / run)
+            ]
+            for run in ("grpo-seed0", "spear-seed0")
+        }
+
+    assert sweep(tmp_path / "parallel", 2) == sweep(tmp_path / "sequential", 1)
+    with pytest.raises(ConfigError, match="--jobs"):
+        compare(sweep_spec(["grpo"], 1, 1, env="parity"), tmp_path / "bad", command="test", jobs=0)
