@@ -138,8 +138,9 @@ def distinct_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tupl
     ``first``, so ``x[first][inverse]`` rebuilds a per-row ``x``.
 
     The G copies of a task start from the same prompt, and a low-entropy policy often
-    plays the same turn in several copies token for token (22% of the rows of a household
-    step of the shipped policy at T = 0.7): their forward and backward passes are paid once.
+    plays the same turn in several copies token for token (about a fifth of the rows of a
+    household step of the shipped policy at T = 0.7, benchmarks/bench_update.py): their
+    forward and backward passes are paid once.
     """
     rows = torch.cat([input_ids, attention_mask.to(input_ids.dtype)], dim=1)
     _, labels = torch.unique(rows, dim=0, return_inverse=True)
