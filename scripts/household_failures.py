@@ -21,6 +21,7 @@ from spear.models.embedded import load_model_and_tokenizer
 from spear.models.shipped import starting_policy_dir
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.config import load_config
+from spear.trainer.evaluate import play_held_out
 from spear.trainer.loop import rollout_config
 
 
@@ -43,10 +44,7 @@ def main() -> None:
         rollout_config(config, group_size=1, temperature=args.temperature, seed=config["seed"]),
         env_options={**options, "split": "eval"},
     )
-    records = []
-    for start in range(0, args.episodes, 64):
-        seeds = list(range(start, min(start + 64, args.episodes)))
-        records += engine.collect("household", seeds, step=10**9 + start).trajectories
+    records = play_held_out(engine, "household", args.episodes, batch_size=64)
     engine.close()
     generator = GeneratorConfig(
         **{k: options[k] for k in ("num_receptacles", "num_distractors", "task_types") if k in options}

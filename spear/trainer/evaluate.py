@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from spear.rollout.batch import TrajectoryRecord
 from spear.rollout.engine import RolloutEngine
 
 
@@ -50,8 +51,10 @@ def mean_interval(values: list[float], z: float = 1.959964) -> tuple[float, floa
     return (mean - z * sd / math.sqrt(n), mean + z * sd / math.sqrt(n))
 
 
-def evaluate(engine: RolloutEngine, env_name: str, episodes: int, *, batch_size: int) -> EvalResult:
-    """Play tasks ``0 .. episodes-1`` of ``env_name`` once each.
+def play_held_out(
+    engine: RolloutEngine, env_name: str, episodes: int, *, batch_size: int
+) -> list[TrajectoryRecord]:
+    """Play tasks ``0 .. episodes-1`` of ``env_name`` once each; one record per episode.
 
     ``engine`` must have ``group_size=1`` and ``env_options`` with ``split="eval"``
     (eval tasks are disjoint from training tasks by content); its temperature decides
@@ -66,7 +69,13 @@ def evaluate(engine: RolloutEngine, env_name: str, episodes: int, *, batch_size:
     for start in range(0, episodes, batch_size):
         seeds = list(range(start, min(start + batch_size, episodes)))
         records += engine.collect(env_name, seeds, step=10**9 + start).trajectories
-    ok = [r for r in records if not r.failed]
+    return records
+
+
+def evaluate(engine: RolloutEngine, env_name: str, episodes: int, *, batch_size: int) -> EvalResult:
+    """Success rate and score of :func:`play_held_out`'s episodes, with 95% intervals
+    (episodes whose environment failed are left out)."""
+    ok = [r for r in play_held_out(engine, env_name, episodes, batch_size=batch_size) if not r.failed]
     wins = sum(r.won for r in ok)
     scores = [r.score for r in ok]
     n = len(ok)
