@@ -334,6 +334,11 @@ def validate(config: dict[str, Any]) -> None:
         )
     _require(config, "sft.episodes", int, minimum=0)
     _require(config, "sft.noise", float, minimum=0.0, maximum=1.0)
+    _require(config, "sft.stale_noise", float, minimum=0.0, maximum=1.0)
+    if config["sft"]["noise"] + config["sft"]["stale_noise"] > 1.0:
+        raise ConfigError("config keys 'sft.noise' + 'sft.stale_noise' must add up to at most 1")
+    if config["sft"]["stale_noise"] > 0 and config["rollout"]["layout"] != "turn":
+        raise ConfigError("config key 'sft.stale_noise' > 0 needs rollout.layout=turn")
     _require(config, "sft.keep_think", bool)
     _require(config, "sft.prompt_weight", float, minimum=0.0)
     if group < 2 and config["algorithm"]["estimator"] in ("grpo", "gigpo"):

@@ -226,6 +226,7 @@ def cold_start(
         config["env"]["name"],
         episodes=sft["episodes"],
         noise=sft["noise"],
+        stale_noise=sft["stale_noise"],
         seed=config["seed"],
         tasks_per_batch=64,
         keep_think=sft["keep_think"],

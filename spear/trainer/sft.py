@@ -7,6 +7,14 @@ action instead, and the model imitates every response, noise included. The resul
 is a policy that already knows the format and the tools but wins only part of the
 time, so RL has room to climb.
 
+With probability ``stale_noise`` a turn instead repeats an action that was
+admissible earlier in the episode and is not any more (going where the agent
+already stands, taking what it already holds, clicking a product of a page it
+left): the mistakes a small policy makes. The environment rejects it, the model
+is *not* trained on that response, and it is trained on the expert's next turns,
+so it learns to recover from the environment's invalid-action answer, a state
+expert-only demonstrations never show (docs/TUNING.md).
+
 Demonstrations are collected through the rollout engine with a scripted policy, so
 their prompts are token-for-token the prompts the RL rollouts will build.
 """
@@ -27,28 +35,50 @@ from spear.trainer.actor import UpdateBatch, response_log_probs
 
 @dataclass
 class NoisyExpert:
-    """A scripted policy: the expert's response, or with probability ``noise`` a random admissible action."""
+    """A scripted policy: the expert's response; with probability ``noise`` a random admissible
+    action; with probability ``stale_noise`` a stale action (admissible earlier in the episode,
+    not now; the expert's response when there is none)."""
 
     noise: float
     seed: int = 0
     keep_think: bool = True
+    stale_noise: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.noise <= 1.0:
-            raise ValueError(f"noise must be in [0, 1], got {self.noise}")
+        for name in ("noise", "stale_noise"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.noise + self.stale_noise > 1.0:
+            raise ValueError(f"noise + stale_noise must be <= 1, got {self.noise} + {self.stale_noise}")
         self.rng = random.Random(self.seed)
+        self._seen: dict[int, dict[str, None]] = {}  # slot -> actions admissible so far this episode
 
     def __call__(self, pool: EnvPool, slots: list[int]) -> list[str]:
         texts = []
         for slot in slots:
             env = pool.env(slot)
             admissible = env.admissible_actions
-            if admissible and self.rng.random() < self.noise:
+            stale = self._stale_actions(slot, env.turn, admissible or [])
+            draw = self.rng.random() if admissible else 1.0
+            if draw < self.noise:
                 action = self.rng.choice(admissible)
+                texts.append(format_react(action, f"I will try {action}." if self.keep_think else ""))
+            elif stale and draw < self.noise + self.stale_noise:
+                action = self.rng.choice(stale)
                 texts.append(format_react(action, f"I will try {action}." if self.keep_think else ""))
             else:
                 texts.append(self._expert(env))
         return texts
+
+    def _stale_actions(self, slot: int, turn: int, admissible: list[str]) -> list[str]:
+        """Actions seen admissible earlier in this slot's episode that are not admissible now."""
+        if turn == 0:
+            self._seen[slot] = {}
+        seen = self._seen.setdefault(slot, {})
+        now = set(admissible)
+        stale = [action for action in seen if action not in now]
+        seen.update(dict.fromkeys(admissible))
+        return stale
 
     def _expert(self, env) -> str:
         response = env.solver()
@@ -67,13 +97,21 @@ def collect_demonstrations(
     seed: int,
     tasks_per_batch: int,
     keep_think: bool = True,
+    stale_noise: float = 0.0,
 ) -> RolloutBatch:
     """Play ``episodes`` noisy-expert episodes on training tasks (one copy per task).
 
     ``keep_think=False`` keeps the expert's action but leaves the ``<think>`` block empty:
     a small model then learns to act without having to imitate reasoning text.
+    ``stale_noise > 0`` needs the ``turn`` layout (one row per turn), so that
+    :func:`demonstration_batch` can leave out exactly the rejected turns.
     """
-    policy = NoisyExpert(noise, seed, keep_think)
+    if stale_noise > 0 and engine.config.layout != "turn":
+        raise ValueError(
+            "stale_noise > 0 needs rollout.layout=turn: a rejected action is left out of the SFT "
+            "loss row by row"
+        )
+    policy = NoisyExpert(noise, seed, keep_think, stale_noise)
     rng = random.Random(seed)
     batches = []
     for start in range(0, episodes, tasks_per_batch):
@@ -84,8 +122,10 @@ def collect_demonstrations(
 
 
 def demonstration_batch(batch: RolloutBatch) -> UpdateBatch:
-    """The SFT view of a demonstration batch: imitate every scripted token."""
-    mask = batch.response_mask.float()
+    """The SFT view of a demonstration batch: imitate every scripted response the environment
+    accepted (rows of rejected, stale actions get a zero response mask)."""
+    accepted = torch.as_tensor(~batch.invalid_action, dtype=torch.float32)
+    mask = batch.response_mask.float() * accepted[:, None]
     return UpdateBatch(
         input_ids=batch.input_ids,
         attention_mask=batch.attention_mask,
