@@ -47,7 +47,7 @@ def test_noise_shares_must_be_probabilities():
         NoisyExpert(noise=0.1, stale_noise=1.5)
     with pytest.raises(ValueError, match="noise \\+ stale_noise"):
         NoisyExpert(noise=0.6, stale_noise=0.6)
-    with pytest.raises(ConfigError, match="sft.stale_noise"):
+    with pytest.raises(ConfigError, match=r"sft\.stale_noise"):
         micro_config("sft.stale_noise=0.2", "rollout.layout=trajectory")
     with pytest.raises(ConfigError, match="add up to at most 1"):
         micro_config("sft.noise=0.7", "sft.stale_noise=0.5")
