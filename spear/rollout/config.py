@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from spear.rollout.prompts import check_prompt_style
+
 LAYOUTS: tuple[str, ...] = ("turn", "trajectory")
 
 
@@ -33,6 +35,8 @@ class RolloutConfig:
         max_response_tokens: trajectory layout only: budget of generated plus
             observation tokens after the first prompt; reaching it ends the episode, truncated.
         show_admissible: list the admissible actions in react prompts.
+        prompt_style: ``"full"`` (verl-agent's template, spec 4.1) or ``"compact"``
+            (the same content in fewer tokens); see :mod:`spear.rollout.prompts`.
         max_admissible: show at most this many admissible actions (None = all).
         system_prompt: optional system message of every episode.
         seed: sampling seed; ``collect`` at the same ``step`` reproduces its samples.
@@ -49,6 +53,7 @@ class RolloutConfig:
     max_prompt_tokens: int = 4096
     max_response_tokens: int = 8192
     show_admissible: bool = True
+    prompt_style: str = "full"
     max_admissible: int | None = None
     system_prompt: str | None = None
     seed: int = 0
@@ -66,6 +71,7 @@ class RolloutConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
         if not isinstance(self.history_length, int) or self.history_length < 0:
             raise ValueError(f"history_length must be an integer >= 0, got {self.history_length!r}")
+        check_prompt_style(self.prompt_style)
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)

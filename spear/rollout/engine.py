@@ -258,6 +258,7 @@ class RolloutEngine:
             history_length=cfg.history_length,
             show_admissible=cfg.show_admissible,
             max_admissible=cfg.max_admissible,
+            style=cfg.prompt_style,
         )
 
     def _prompt_ids(self, episode: _Episode) -> list[int] | None:
@@ -433,6 +434,7 @@ class RolloutEngine:
             admissible=episode.admissible,
             show_admissible=cfg.show_admissible,
             max_admissible=cfg.max_admissible,
+            style=cfg.prompt_style,
         )
         return [{"role": "user", "content": prompt}]
 

@@ -27,6 +27,7 @@ from spear.algo.losses import AGG_MODES, POLICY_LOSSES
 from spear.algo.replay import ReplayConfig
 from spear.algo.schedules import SCHEDULES
 from spear.envs.custom import is_import_path
+from spear.rollout.prompts import PROMPT_STYLES
 
 PRESET_DIR = "presets"
 ENV_PROFILE_DIR = "envs"
@@ -255,6 +256,7 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "rollout.tasks_per_step", int, minimum=1)
     group = _require(config, "rollout.group_size", int, minimum=1)
     _choice(config, "rollout.layout", ("turn", "trajectory"))
+    _choice(config, "rollout.prompt_style", PROMPT_STYLES)
     _require(config, "rollout.max_new_tokens", int, minimum=1)
     temperature = _require(config, "rollout.temperature", float, minimum=0.0)
     if temperature == 0:

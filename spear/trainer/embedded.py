@@ -18,6 +18,8 @@ from spear.envs import make
 from spear.envs.actions import format_react
 from spear.models.embedded import create_embedded
 from spear.rollout.prompts import (
+    COMPACT_FORMAT_FREE,
+    COMPACT_FORMAT_WITH_ADMISSIBLE,
     FORMAT_FREE,
     FORMAT_WITH_ADMISSIBLE,
     REACT_ROLE,
@@ -34,11 +36,15 @@ def environment_corpus(
     noise: float = 0.3,
     seed: int = 0,
     history_length: int = 2,
+    prompt_style: str = "full",
 ) -> Iterator[str]:
     """Prompts and responses of noisy-expert episodes on the training split."""
     env = make(env_name, **{**env_options, "split": "train"})
     rng = random.Random(seed)
-    yield from (REACT_ROLE, FORMAT_WITH_ADMISSIBLE, FORMAT_FREE)
+    if prompt_style == "compact":
+        yield from (COMPACT_FORMAT_WITH_ADMISSIBLE, COMPACT_FORMAT_FREE)
+    else:
+        yield from (REACT_ROLE, FORMAT_WITH_ADMISSIBLE, FORMAT_FREE)
     if env.tools:
         yield json.dumps(env.tools)
     try:
@@ -53,6 +59,7 @@ def environment_corpus(
                     history=history,
                     admissible=admissible,
                     history_length=history_length,
+                    style=prompt_style,
                 )
                 if admissible and rng.random() < noise:
                     response = format_react(rng.choice(admissible), "")
@@ -77,9 +84,12 @@ def build_embedded(
     *,
     seed: int = 0,
     history_length: int = 2,
+    prompt_style: str = "full",
 ) -> tuple[Any, Any]:
     """Create, save and return (model, tokenizer) of the embedded default for ``env_name``."""
     sizes = dict(sizes)
     vocab_size = sizes.pop("vocab_size")
-    corpus = environment_corpus(env_name, env_options, seed=seed, history_length=history_length)
+    corpus = environment_corpus(
+        env_name, env_options, seed=seed, history_length=history_length, prompt_style=prompt_style
+    )
     return create_embedded(out_dir, corpus, vocab_size=vocab_size, seed=seed, **sizes)

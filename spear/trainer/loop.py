@@ -62,6 +62,7 @@ def rollout_config(
         history_length=r["history_length"],
         layout=r["layout"],
         show_admissible=r["show_admissible"],
+        prompt_style=r["prompt_style"],
         seed=seed,
     )
 

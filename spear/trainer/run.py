@@ -94,6 +94,8 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
             "--from-scratch builds and cold-starts a new one instead",
             quiet=quiet,
         )
+        for difference in prompt_differences(manifest, config):
+            print(f"warning: {difference}", file=sys.stderr)
     else:
         model, tokenizer = build_embedded(
             run_dir / "initial_model",
@@ -102,6 +104,7 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
             model_cfg["embedded"],
             seed=config["seed"],
             history_length=config["rollout"]["history_length"],
+            prompt_style=config["rollout"]["prompt_style"],
         )
         say(
             f"built the embedded Qwen2 model ({count_parameters(model) / 1e6:.2f}M parameters, "
@@ -112,6 +115,24 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
     if runs_sft(config):
         cold_start(model, tokenizer, config, run_dir, quiet=quiet)
     return _ready_for_rl(model, config), tokenizer
+
+
+PROMPT_SETTINGS = ("prompt_style", "history_length", "show_admissible")
+
+
+def prompt_differences(manifest: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The rollout settings that shape a prompt and differ between the run and the policy's
+    cold start (``manifest["config"]["rollout"]``): RL then starts on prompts the policy
+    never saw (allowed, but worth a warning)."""
+    built = manifest.get("config", {}).get("rollout", {})
+    defaults = {"prompt_style": "full"}  # manifests made before prompt_style existed
+    return [
+        f"rollout.{key} is {config['rollout'][key]!r} but the shipped policy was cold-started with "
+        f"{built.get(key, defaults.get(key))!r}: it will see prompts it was not trained on"
+        for key in PROMPT_SETTINGS
+        if key in built or key in defaults
+        if config["rollout"][key] != built.get(key, defaults.get(key))
+    ]
 
 
 def record_start(config: dict[str, Any], run_dir: Path, manifest: dict[str, Any] | None = None) -> None:
@@ -417,6 +438,7 @@ def evaluate_model(
             history_length=rollout.get("history_length", 2),
             layout=rollout.get("layout", "turn"),
             show_admissible=rollout.get("show_admissible", True),
+            prompt_style=rollout.get("prompt_style", "full"),
             seed=seed,
         ),
         env_options={**options, "split": "eval"},

@@ -7,6 +7,8 @@ import copy
 import pytest
 
 from spear.rollout.prompts import (
+    COMPACT_FORMAT_FREE,
+    COMPACT_FORMAT_WITH_ADMISSIBLE,
     FORMAT_FREE,
     FORMAT_WITH_ADMISSIBLE,
     NO_VALID_ACTION,
@@ -64,6 +66,25 @@ def test_admissible_actions_can_be_truncated_or_hidden() -> None:
         == "You are now at step 2. Observation: o2\n\nAdmissible actions: [a, ... and 1 more]\n\n"
         + (FORMAT_WITH_ADMISSIBLE)
     )
+
+
+def test_compact_style_says_the_same_with_numbered_steps() -> None:
+    history = [("o1", "look"), ("o2", "take mug"), ("o3", NO_VALID_ACTION)]
+    text = react_turn_prompt(
+        instruction="t", observation="o4", history=history, admissible=["look"], style="compact"
+    )
+    assert text == (
+        "Task: t\n[Step 2] o2\nAction: take mug\n[Step 3] o3\nAction: (no valid action)\n[Step 4] o4\n"
+        "Admissible actions: [look]\n" + COMPACT_FORMAT_WITH_ADMISSIBLE
+    )
+    first = react_turn_prompt(instruction="t", observation="o1", history=[], admissible=None, style="compact")
+    assert first == "Task: t\n[Step 1] o1\n" + COMPACT_FORMAT_FREE
+    follow = react_followup_prompt(observation="o2", step=2, admissible=["a"], style="compact")
+    assert follow == "[Step 2] o2\nAdmissible actions: [a]\n" + COMPACT_FORMAT_WITH_ADMISSIBLE
+    full = react_turn_prompt(instruction="t", observation="o4", history=history, admissible=["look"])
+    assert len(text) < len(full) / 2
+    with pytest.raises(ValueError, match="prompt_style must be one of"):
+        react_turn_prompt(instruction="t", observation="o", history=[], admissible=None, style="short")
 
 
 def test_history_shows_the_parsed_action_or_a_marker() -> None:

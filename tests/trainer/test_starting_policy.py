@@ -15,7 +15,14 @@ from spear.cli import main
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
 from spear.models.shipped import MANIFEST, StartingPolicyError, starting_policy_dir, verify_starting_policy
 from spear.trainer.config import ConfigError, load_config
-from spear.trainer.run import START_RECORD, prepared_model_path, runs_sft, setup_model, start_kind
+from spear.trainer.run import (
+    START_RECORD,
+    prepared_model_path,
+    prompt_differences,
+    runs_sft,
+    setup_model,
+    start_kind,
+)
 from spear.trainer.starting_policy import build_starting_policy
 from spear.trainer.sweep import open_sweep, read_sweep, sweep_spec
 
@@ -93,7 +100,25 @@ def test_spear_train_starts_rl_from_the_shipped_policy_without_sft(tmp_path, cap
     assert not started["cold_start_in_run"]
     assert started["manifest"] == verify_starting_policy(SHIPPED)
     assert (run / "final_model" / "config.json").is_file()
-    assert "eval success" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "eval success" in out
+    assert "warning: rollout." not in err  # the defaults build the prompts the policy learnt on
+
+
+def test_rl_on_prompts_the_policy_was_not_cold_started_on_is_warned():
+    manifest = verify_starting_policy(SHIPPED)
+    built = manifest["config"]["rollout"]
+    assert prompt_differences(manifest, load_config("spear", [])) == []
+    other = "full" if built.get("prompt_style") == "compact" else "compact"
+    longer = built["history_length"] + 1
+    (style, history) = prompt_differences(
+        manifest, load_config("spear", [f"rollout.prompt_style={other}", f"rollout.history_length={longer}"])
+    )
+    assert style.startswith(f"rollout.prompt_style is {other!r} but the shipped policy")
+    assert history.startswith(f"rollout.history_length is {longer} but")
+    before_prompt_style = {"history_length": built["history_length"]}  # manifests without the key
+    old = {**manifest, "config": {**manifest["config"], "rollout": before_prompt_style}}
+    assert prompt_differences(old, load_config("spear", ["rollout.prompt_style=full"])) == []
 
 
 def test_spear_train_from_scratch_still_builds_and_cold_starts(tmp_path):
