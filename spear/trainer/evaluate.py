@@ -72,19 +72,34 @@ def play_held_out(
     return records
 
 
-def evaluate(engine: RolloutEngine, env_name: str, episodes: int, *, batch_size: int) -> EvalResult:
-    """Success rate and score of :func:`play_held_out`'s episodes, with 95% intervals
-    (episodes whose environment failed are left out)."""
-    ok = [r for r in play_held_out(engine, env_name, episodes, batch_size=batch_size) if not r.failed]
-    wins = sum(r.won for r in ok)
-    scores = [r.score for r in ok]
+EPISODE_FIELDS = ("won", "score", "turns", "tool_calls", "failed")
+
+
+def episode_outcomes(records: list[TrajectoryRecord]) -> dict[str, list]:
+    """Per-episode outcomes of held-out play, column by column (JSON-ready): what
+    :func:`summarize` needs, so an evaluation can be stored and summarised again later."""
+    return {name: [getattr(r, name) for r in records] for name in EPISODE_FIELDS}
+
+
+def summarize(outcomes: dict[str, list]) -> EvalResult:
+    """Success rate and score of the episodes in ``outcomes`` (:func:`episode_outcomes`),
+    with 95% intervals; episodes whose environment failed are left out."""
+    ok = [i for i, failed in enumerate(outcomes["failed"]) if not failed]
     n = len(ok)
+    wins = sum(bool(outcomes["won"][i]) for i in ok)
+    scores = [float(outcomes["score"][i]) for i in ok]
     return EvalResult(
         episodes=n,
         success_rate=wins / n if n else 0.0,
         success_ci=wilson_interval(wins, n),
         score=sum(scores) / n if n else 0.0,
         score_ci=mean_interval(scores),
-        tool_calls=sum(r.tool_calls for r in ok) / n if n else 0.0,
-        turns=sum(r.turns for r in ok) / n if n else 0.0,
+        tool_calls=sum(outcomes["tool_calls"][i] for i in ok) / n if n else 0.0,
+        turns=sum(outcomes["turns"][i] for i in ok) / n if n else 0.0,
     )
+
+
+def evaluate(engine: RolloutEngine, env_name: str, episodes: int, *, batch_size: int) -> EvalResult:
+    """Success rate and score of :func:`play_held_out`'s episodes, with 95% intervals
+    (episodes whose environment failed are left out)."""
+    return summarize(episode_outcomes(play_held_out(engine, env_name, episodes, batch_size=batch_size)))

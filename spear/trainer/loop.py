@@ -67,6 +67,43 @@ def rollout_config(
     )
 
 
+EVAL_SEED_OFFSET = 7919  # the eval engine's sampler seed is config seed + this
+EVAL_BATCH = 64  # held-out episodes played together
+
+
+def eval_batch_size(episodes: int) -> int:
+    return max(1, min(episodes, EVAL_BATCH))
+
+
+def eval_settings(config: dict[str, Any], model: torch.nn.Module) -> dict[str, Any]:
+    """Everything besides the weights that decides a held-out evaluation's episodes and
+    samples: two evaluations with equal settings and weights play the same first episodes
+    with the same sampler seeds (batches of :data:`EVAL_BATCH`)."""
+    r = config["rollout"]
+    parameter = next(model.parameters())
+    return {
+        "env": config["env"]["name"],
+        "env_options": config["env"]["options"],
+        "rollout": {
+            key: r[key]
+            for key in (
+                "max_turns",
+                "max_new_tokens",
+                "top_p",
+                "history_length",
+                "layout",
+                "show_admissible",
+                "prompt_style",
+            )
+        },
+        "temperature": config["eval"]["temperature"],
+        "seed": config["seed"] + EVAL_SEED_OFFSET,
+        "batch": EVAL_BATCH,
+        "device": parameter.device.type,
+        "dtype": str(parameter.dtype).removeprefix("torch."),
+    }
+
+
 @dataclass
 class StepBatch:
     """The processed on-policy batch of one step."""
@@ -138,7 +175,7 @@ class Trainer:
             self.config,
             group_size=group_size,
             temperature=temperature,
-            seed=self.config["seed"] + (0 if split == "train" else 7919) + 104729 * self._rank,
+            seed=self.config["seed"] + (0 if split == "train" else EVAL_SEED_OFFSET) + 104729 * self._rank,
         )
         env = self.config["env"]
         return RolloutEngine(
@@ -289,7 +326,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, episodes: int) -> EvalResult:
         with self.autocast():
-            return evaluate(self.eval_engine, self.env_name, episodes, batch_size=max(1, min(episodes, 64)))
+            return evaluate(self.eval_engine, self.env_name, episodes, batch_size=eval_batch_size(episodes))
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, step: int, *, wait: bool = True) -> Path:

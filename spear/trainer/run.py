@@ -22,14 +22,20 @@ from spear.envs.custom import import_env, is_import_path
 from spear.envs.custom import label as env_label
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
 from spear.models.local import check_model_dir
-from spear.models.shipped import MANIFEST, load_starting_policy, starting_policy_dir, verify_starting_policy
+from spear.models.shipped import (
+    MANIFEST,
+    StartingPolicyError,
+    load_starting_policy,
+    starting_policy_dir,
+    verify_starting_policy,
+)
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, saved_threads
 from spear.trainer.config import ConfigError, base_config, dump, validate
 from spear.trainer.embedded import build_embedded
-from spear.trainer.evaluate import EvalResult, evaluate
-from spear.trainer.loop import RUN_SETTINGS, Trainer, rollout_config
+from spear.trainer.evaluate import EvalResult, evaluate, summarize
+from spear.trainer.loop import EVAL_BATCH, RUN_SETTINGS, Trainer, eval_settings, rollout_config
 from spear.trainer.sft import collect_demonstrations, demonstration_batch, supervised_finetune
 
 START_RECORD = "start_policy.json"  # in the run directory: which policy the run started from
@@ -159,6 +165,35 @@ def record_start(config: dict[str, Any], run_dir: Path, manifest: dict[str, Any]
         "manifest": manifest,
     }
     atomic_write_text(Path(run_dir) / START_RECORD, json.dumps(record, indent=2) + "\n")
+
+
+def start_eval(config: dict[str, Any], run_dir: Path, model: Any) -> EvalResult | None:
+    """The evaluation before RL, when the policy's build already measured it; else None.
+
+    A run that starts without SFT from a policy whose manifest holds per-episode outcomes
+    measured with this run's evaluation settings (``eval_settings``: environment, prompts,
+    temperature, sampler seed, batches, device and dtype) would play the same episodes with
+    the same sampler seeds: it reuses the first ``eval.final_episodes`` outcomes (whole
+    batches of ``EVAL_BATCH``) instead of spending a minute to measure them again.
+    ``eval.reuse_start_eval: false`` always measures.
+    """
+    if not config["eval"]["reuse_start_eval"] or runs_sft(config):
+        return None
+    record = json.loads((Path(run_dir) / START_RECORD).read_text())
+    manifest = record.get("manifest") or {}
+    evaluation = manifest.get("eval", {})
+    outcomes = evaluation.get("outcomes")
+    if not outcomes or evaluation.get("settings") != eval_settings(config, model):
+        return None
+    if record["init"] == "path":  # spear compare's runs name the shipped folder by path
+        try:
+            verify_starting_policy(record["path"])
+        except StartingPolicyError:
+            return None
+    episodes, available = config["eval"]["final_episodes"], len(outcomes["won"])
+    if episodes > available or (episodes != available and episodes % EVAL_BATCH):
+        return None
+    return summarize({name: column[:episodes] for name, column in outcomes.items()})
 
 
 def runs_sft(config: dict[str, Any]) -> bool:
@@ -334,6 +369,14 @@ def train(
     if not main:
         model, tokenizer = load_replica(config, path)
     trainer = Trainer(config, model, tokenizer, path, accelerator=accelerator)
+    if main:
+        trainer.eval_before = start_eval(config, path, trainer.model)
+        if trainer.eval_before is not None:
+            say(
+                f"eval before RL: {trainer.eval_before.summary()}, measured when the policy was built "
+                "(same weights, episodes and sampler seeds; eval.reuse_start_eval=false measures it again)",
+                quiet=quiet,
+            )
     return trainer.fit(progress=not quiet)
 
 

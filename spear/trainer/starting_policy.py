@@ -28,12 +28,17 @@ from spear.models.embedded import count_parameters
 from spear.models.shipped import MANIFEST, MAX_BYTES, file_digest, pretrained_root, verify_starting_policy
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.config import ConfigError, load_config
-from spear.trainer.evaluate import evaluate
-from spear.trainer.loop import rollout_config, save_run_settings
+from spear.trainer.evaluate import episode_outcomes, play_held_out, summarize
+from spear.trainer.loop import (
+    EVAL_SEED_OFFSET,
+    eval_batch_size,
+    eval_settings,
+    rollout_config,
+    save_run_settings,
+)
 from spear.trainer.run import runs_sft, say, setup_model
 
 PRESET = "spear"
-EVAL_SEED_OFFSET = 7919  # the Trainer's eval engine seed: the manifest's number is a run's "eval before"
 
 
 def default_out_dir(env_name: str) -> Path:
@@ -73,7 +78,9 @@ def machine_info() -> dict[str, Any]:
 
 
 def evaluate_policy(model: Any, tokenizer: Any, config: dict[str, Any], episodes: int) -> dict[str, Any]:
-    """Held-out success and score as a run's eval engine measures them (same seeds and settings)."""
+    """Held-out success and score as a run's eval engine measures them (same seeds and settings),
+    with each episode's outcome and those settings: a run from this policy with equal settings
+    reuses the outcomes as its evaluation before RL (``spear.trainer.run.start_eval``)."""
     engine = RolloutEngine(
         model,
         tokenizer,
@@ -86,9 +93,11 @@ def evaluate_policy(model: Any, tokenizer: Any, config: dict[str, Any], episodes
         env_options={**config["env"]["options"], "split": "eval"},
     )
     try:
-        result = evaluate(engine, config["env"]["name"], episodes, batch_size=max(1, min(episodes, 64)))
+        records = play_held_out(engine, config["env"]["name"], episodes, batch_size=eval_batch_size(episodes))
     finally:
         engine.close()
+    outcomes = episode_outcomes(records)
+    result = summarize(outcomes)
     return {
         "episodes": result.episodes,
         "temperature": config["eval"]["temperature"],
@@ -96,6 +105,8 @@ def evaluate_policy(model: Any, tokenizer: Any, config: dict[str, Any], episodes
         "success_ci": list(result.success_ci),
         "score": result.score,
         "summary": result.summary(),
+        "settings": eval_settings(config, model),
+        "outcomes": outcomes,
     }
 
 

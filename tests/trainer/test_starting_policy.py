@@ -15,12 +15,14 @@ from spear.cli import main
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
 from spear.models.shipped import MANIFEST, StartingPolicyError, starting_policy_dir, verify_starting_policy
 from spear.trainer.config import ConfigError, load_config
+from spear.trainer.loop import Trainer
 from spear.trainer.run import (
     START_RECORD,
     prepared_model_path,
     prompt_differences,
     runs_sft,
     setup_model,
+    start_eval,
     start_kind,
 )
 from spear.trainer.starting_policy import build_starting_policy
@@ -256,3 +258,32 @@ def test_the_builder_writes_a_verified_policy_with_its_manifest(tmp_path):
     assert rebuilt["command"].startswith("python scripts/build_starting_policy.py --out")
     assert rebuilt["config"]["seed"] == 1
     assert sorted(p.name for p in out.parent.iterdir()) == ["household"]
+
+
+@pytest.mark.slow
+def test_the_shipped_policys_recorded_evaluation_is_what_a_run_measures(tmp_path):
+    """The first 64 recorded outcomes are the 64 episodes a run's eval engine plays, exactly."""
+    config = load_config("spear", ["eval.final_episodes=64"])
+    model, tokenizer = setup_model(config, tmp_path)
+    reused = start_eval(config, tmp_path, model)
+    assert reused is not None and reused.episodes == 64
+    assert reused == Trainer(config, model, tokenizer, tmp_path).evaluate(64)
+    for other in ("eval.final_episodes=100", "eval.temperature=1.0", "eval.reuse_start_eval=false"):
+        assert start_eval(load_config("spear", [other]), tmp_path, model) is None
+    longer = load_config("spear", ["eval.final_episodes=1024"])  # more than the build played
+    assert start_eval(longer, tmp_path, model) is None
+
+
+@pytest.mark.slow
+def test_spear_train_says_when_it_reuses_the_builds_evaluation(tmp_path, capsys):
+    out = tmp_path / "policy"
+    overrides = [*TINY_MODEL, "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}"]
+    manifest = build_starting_policy("household", out, overrides, eval_episodes=2, command="c", quiet=True)
+    assert set(manifest["eval"]["outcomes"]) == {"won", "score", "turns", "tool_calls", "failed"}
+    assert manifest["eval"]["settings"]["seed"] == 7919 and manifest["eval"]["settings"]["batch"] == 64
+    talkative = [arg for arg in TINY_RL if arg != "--quiet"]
+    assert main(["train", "--run-dir", str(tmp_path / "a"), "--model", str(out), *talkative]) == 0
+    assert "measured when the policy was built" in capsys.readouterr().out
+    again = [*talkative, "eval.reuse_start_eval=false"]
+    assert main(["train", "--run-dir", str(tmp_path / "b"), "--model", str(out), *again]) == 0
+    assert "measured when the policy was built" not in capsys.readouterr().out
