@@ -32,7 +32,7 @@ from spear.models.shipped import (
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, saved_threads
-from spear.trainer.config import ConfigError, base_config, dump, validate
+from spear.trainer.config import ConfigError, base_config, dump, merge, validate
 from spear.trainer.embedded import build_embedded
 from spear.trainer.evaluate import EvalResult, evaluate, summarize
 from spear.trainer.loop import EVAL_BATCH, RUN_SETTINGS, Trainer, eval_settings, rollout_config
@@ -402,10 +402,10 @@ def resume(run_dir: str | Path, *, quiet: bool = False, threads: int | None = No
 
 
 def _resume(path: Path, checkpoint: Path, threads: int | None, *, quiet: bool) -> dict[str, Any]:
-    config = yaml.safe_load((path / "config.yaml").read_text())
-    config["model"].setdefault("init", "auto")  # written before model.init existed; unused on resume
-    for key, default in base_config()["logging"].items():  # written before these logging keys existed
-        config["logging"].setdefault(key, default)
+    saved = yaml.safe_load((path / "config.yaml").read_text())
+    # keys added since the run was written take their defaults, each of which keeps the old
+    # behaviour (model.init, logging.*, rollout.prompt_style, sft.stale_noise, ...)
+    config = merge(base_config(), saved, strict=False)
     validate(config)
     if config["model"]["lora"]["enabled"]:
         raise ConfigError("resuming LoRA runs is not supported yet; start a new run from the saved adapter")

@@ -20,6 +20,7 @@ import textwrap
 from pathlib import Path
 
 import torch
+import yaml
 from micro import MICRO, micro_config
 from safetensors.torch import load_file
 
@@ -134,3 +135,17 @@ def test_resume_computes_with_the_runs_thread_count_and_gives_the_callers_back(
         assert "computed with 1 torch thread and resumes with 2" in capsys.readouterr().err
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_written_before_newer_config_keys_resumes_with_their_defaults(base_model, tmp_path):
+    config = micro_config("steps=2", f"model.path={base_model}", "sft.enabled=false")
+    train(config, run_dir=tmp_path, quiet=True)
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    saved["steps"] = 3
+    for section, key in (("rollout", "prompt_style"), ("sft", "stale_noise"), ("eval", "reuse_start_eval")):
+        del saved[section][key]  # as a run of an older spear wrote it
+    del saved["model"]["init"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    resume(tmp_path, quiet=True)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert max(record["step"] for record in logged) == 3
