@@ -385,8 +385,10 @@ class Trainer:
             logger = logger or RunLogger.for_run(
                 self.run_dir, cfg, resume_step=self.start_step - 1 if self.start_step > 1 else None
             )
-        if main and self.eval_before is None and cfg["eval"]["final_episodes"] > 0:
-            self.eval_before = self.evaluate(cfg["eval"]["final_episodes"])
+        measure = self.eval_before is None  # a run may arrive with it (spear.trainer.run.start_eval)
+        if main and cfg["eval"]["final_episodes"] > 0 and (measure or self.start_step == 1):
+            if measure:
+                self.eval_before = self.evaluate(cfg["eval"]["final_episodes"])
             logger.log(
                 0, {"eval/success_rate": self.eval_before.success_rate, "eval/score": self.eval_before.score}
             )

@@ -284,6 +284,9 @@ def test_spear_train_says_when_it_reuses_the_builds_evaluation(tmp_path, capsys)
     talkative = [arg for arg in TINY_RL if arg != "--quiet"]
     assert main(["train", "--run-dir", str(tmp_path / "a"), "--model", str(out), *talkative]) == 0
     assert "measured when the policy was built" in capsys.readouterr().out
+    first = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[0])
+    rec = manifest["eval"]
+    assert first == {"step": 0, "eval/success_rate": rec["success_rate"], "eval/score": rec["score"]}
     again = [*talkative, "eval.reuse_start_eval=false"]
     assert main(["train", "--run-dir", str(tmp_path / "b"), "--model", str(out), *again]) == 0
     assert "measured when the policy was built" not in capsys.readouterr().out
