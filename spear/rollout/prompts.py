@@ -6,8 +6,8 @@
   observation/action pairs, the current observation, the admissible actions and
   the ``<think>``/``<action>`` format instruction. The first turn has no history.
   Two styles say this: ``full`` paraphrases the verl-agent template (spec 4.1);
-  ``compact`` says the same in ~60 fewer tokens per turn (the household profile of
-  the embedded model, whose step cost is set by prompt tokens; docs/ROLLOUT.md).
+  ``compact`` says the same in ~60 fewer tokens per turn (an option: prompt tokens
+  set the step cost, but a household policy learnt worse on it; docs/ROLLOUT.md).
 * ``tool_call`` environments (math with a code interpreter): a chat
   ``[system?, user: question]`` rendered with ``tools=env.tools``; assistant
   turns are appended as generated text and observations as ``tool`` messages.

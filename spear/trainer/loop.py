@@ -67,6 +67,7 @@ def rollout_config(
     )
 
 
+PROMPT_KEYS = ("prompt_style", "history_length", "show_admissible")  # rollout keys that shape a prompt
 EVAL_SEED_OFFSET = 7919  # the eval engine's sampler seed is config seed + this
 EVAL_BATCH = 64  # held-out episodes played together
 
@@ -84,18 +85,7 @@ def eval_settings(config: dict[str, Any], model: torch.nn.Module) -> dict[str, A
     return {
         "env": config["env"]["name"],
         "env_options": config["env"]["options"],
-        "rollout": {
-            key: r[key]
-            for key in (
-                "max_turns",
-                "max_new_tokens",
-                "top_p",
-                "history_length",
-                "layout",
-                "show_admissible",
-                "prompt_style",
-            )
-        },
+        "rollout": {key: r[key] for key in (*PROMPT_KEYS, "max_turns", "max_new_tokens", "top_p", "layout")},
         "temperature": config["eval"]["temperature"],
         "seed": config["seed"] + EVAL_SEED_OFFSET,
         "batch": EVAL_BATCH,

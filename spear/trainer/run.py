@@ -35,7 +35,15 @@ from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, saved
 from spear.trainer.config import ConfigError, base_config, dump, merge, validate
 from spear.trainer.embedded import build_embedded
 from spear.trainer.evaluate import EvalResult, evaluate, summarize
-from spear.trainer.loop import EVAL_BATCH, RUN_SETTINGS, Trainer, eval_settings, rollout_config
+from spear.trainer.loop import (
+    EVAL_BATCH,
+    PROMPT_KEYS,
+    RUN_SETTINGS,
+    Trainer,
+    eval_batch_size,
+    eval_settings,
+    rollout_config,
+)
 from spear.trainer.sft import collect_demonstrations, demonstration_batch, supervised_finetune
 
 START_RECORD = "start_policy.json"  # in the run directory: which policy the run started from
@@ -123,9 +131,6 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
     return _ready_for_rl(model, config), tokenizer
 
 
-PROMPT_SETTINGS = ("prompt_style", "history_length", "show_admissible")
-
-
 def prompt_differences(manifest: dict[str, Any], config: dict[str, Any]) -> list[str]:
     """The rollout settings that shape a prompt and differ between the run and the policy's
     cold start (``manifest["config"]["rollout"]``): RL then starts on prompts the policy
@@ -135,7 +140,7 @@ def prompt_differences(manifest: dict[str, Any], config: dict[str, Any]) -> list
     return [
         f"rollout.{key} is {config['rollout'][key]!r} but the shipped policy was cold-started with "
         f"{built.get(key, defaults.get(key))!r}: it will see prompts it was not trained on"
-        for key in PROMPT_SETTINGS
+        for key in PROMPT_KEYS
         if key in built or key in defaults
         if config["rollout"][key] != built.get(key, defaults.get(key))
     ]
@@ -487,7 +492,7 @@ def evaluate_model(
         env_options={**options, "split": "eval"},
     )
     try:
-        return evaluate(engine, env_name, episodes, batch_size=min(episodes, 64))
+        return evaluate(engine, env_name, episodes, batch_size=eval_batch_size(episodes))
     finally:
         engine.close()
 

@@ -62,12 +62,12 @@ class NoisyExpert:
             draw = self.rng.random() if admissible else 1.0
             if draw < self.noise:
                 action = self.rng.choice(admissible)
-                texts.append(format_react(action, f"I will try {action}." if self.keep_think else ""))
             elif stale and draw < self.noise + self.stale_noise:
                 action = self.rng.choice(stale)
-                texts.append(format_react(action, f"I will try {action}." if self.keep_think else ""))
             else:
                 texts.append(self._expert(env))
+                continue
+            texts.append(format_react(action, f"I will try {action}." if self.keep_think else ""))
         return texts
 
     def _stale_actions(self, slot: int, turn: int, admissible: list[str]) -> list[str]:
