@@ -30,12 +30,15 @@ Switches (official code vs paper vs alternatives, docs/DESIGN.md):
   the window is ``min(tolerate_steps, max_tolerate_steps)`` (official cap 10).
 * ``store_threshold``: rows enter the buffer iff advantage > threshold (official code 0;
   the README documents 1, spec 8.1).
+* ``capacity``: a fixed N_D (official scripts: 2048, or 32 in the small math script), or
+  ``None`` to size it from the first batch added: :func:`capacity_for_rows` with
+  ``capacity_ratio`` (docs/DESIGN.md, "SIL buffer capacity").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -51,12 +54,38 @@ STALE_REFERENCES = ("newest", "current")
 SAMPLINGS = ("uniform", "prioritized")
 
 
+def capacity_for_rows(rows_per_step: int, ratio: float = 0.5) -> int:
+    """N_D for a run whose steps produce ``rows_per_step`` rows: the largest power of two
+    <= ``ratio * rows_per_step`` (at least 1).
+
+    The released scripts' N_D over the rows of one step (spec 7.1, 7.2) is 2048 / 2048 = 1.0
+    for full-scale math (128 prompts x 16, one row per trajectory), 32 / 64 = 0.5 for the
+    small math script (4 x 16), and 2048 / (256 x turns) for the agents (32 tasks x 8, one
+    row per turn): about 0.4 with ALFWorld's ~20 turns, about 1.0 with WebShop's ~8. The
+    default 0.5 sits inside that range, and with the official trigger (> 1.5 N_D qualifying
+    rows within the staleness window) it fires once about 0.75 / q steps' qualifying rows
+    have gathered, q being the share of a step's rows above the baseline.
+    """
+    if (
+        isinstance(rows_per_step, bool)
+        or not isinstance(rows_per_step, (int, np.integer))
+        or rows_per_step < 0
+    ):
+        raise ValueError(f"rows_per_step must be a non-negative integer, got {rows_per_step!r}")
+    if not ratio > 0:
+        raise ValueError(f"capacity ratio must be > 0, got {ratio}")
+    return max(1, largest_power_of_two(int(ratio * rows_per_step)))
+
+
 @dataclass(frozen=True)
 class ReplayConfig:
     """Replay-buffer settings; defaults follow the released agent scripts (spec 7.1).
 
     Attributes (the switches are described in the module docstring):
         capacity: N_D, the largest replay batch; the official trigger fires above 1.5 x N_D.
+            ``None``: set by the first :meth:`ReplayBuffer.add` to
+            ``capacity_for_rows(rows added, capacity_ratio)``.
+        capacity_ratio: N_D over the rows of a step, used when ``capacity`` is ``None``.
         baseline_capacity: group statistics kept in B (FIFO by whole steps).
         tolerate_steps: staleness window in steps.
         percentile: the baseline percentile (50 = median).
@@ -66,7 +95,8 @@ class ReplayConfig:
         max_rows: hard bound on stored rows (default 8 x capacity).
     """
 
-    capacity: int = 2048
+    capacity: int | None = 2048
+    capacity_ratio: float = 0.5
     baseline_capacity: int = 10240
     tolerate_steps: int = 5
     max_tolerate_steps: int = 10
@@ -95,8 +125,11 @@ class ReplayConfig:
         check_choice("sampling", self.sampling, SAMPLINGS)
         check_choice("stale_reference", self.stale_reference, STALE_REFERENCES)
         for name in ("capacity", "baseline_capacity", "min_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not self.capacity_ratio > 0:
+            raise ValueError(f"capacity_ratio must be > 0, got {self.capacity_ratio}")
         for name in ("tolerate_steps", "max_tolerate_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -110,13 +143,16 @@ class ReplayConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.baseline_ddof not in (0, 1):
             raise ValueError(f"baseline_ddof must be 0 or 1, got {self.baseline_ddof}")
-        if self.max_rows is not None and self.max_rows < self.capacity:
+        if self.max_rows is not None and self.capacity is not None and self.max_rows < self.capacity:
             raise ValueError(f"max_rows must be >= capacity ({self.capacity}), got {self.max_rows}")
 
     @property
-    def row_limit(self) -> int:
-        """Hard bound on stored rows, so memory stays bounded even if the buffer never fires."""
-        return self.max_rows if self.max_rows is not None else 8 * self.capacity
+    def row_limit(self) -> int | None:
+        """Hard bound on stored rows, so memory stays bounded even if the buffer never fires
+        (None while the capacity is not sized yet)."""
+        if self.max_rows is not None:
+            return self.max_rows
+        return None if self.capacity is None else 8 * self.capacity
 
 
 @dataclass
@@ -273,6 +309,8 @@ class ReplayBuffer:
             raise ValueError(f"step {step} is older than the newest stored step {self.entries[-1].step}")
         if pad_values:
             self.pad_values.update(pad_values)
+        if self.config.capacity is None and n > 0:
+            self.config = replace(self.config, capacity=capacity_for_rows(n, self.config.capacity_ratio))
 
         self.prune_stale(int(step))
         self.update_baseline(r, group_ids, traj_ids, int(step))
@@ -291,6 +329,7 @@ class ReplayBuffer:
         return len(idx)
 
     def _enforce_row_limit(self) -> None:
+        assert self.config.row_limit is not None, "add() sizes the capacity before storing"
         excess = len(self) - self.config.row_limit
         while excess > 0:
             oldest = self.entries[0]
@@ -323,7 +362,8 @@ class ReplayBuffer:
         or ``>= min_samples`` with ``trigger="min_samples"``."""
         count = self.num_qualifying()
         if self.config.trigger == "capacity":
-            return count > self.config.trigger_factor * self.config.capacity
+            capacity = self.config.capacity
+            return capacity is not None and count > self.config.trigger_factor * capacity
         return count >= self.config.min_samples
 
     def recalibrate(
@@ -369,6 +409,7 @@ class ReplayBuffer:
         adv, keep, base = self.recalibrate(rewards, stored)
         kept = np.flatnonzero(keep)
         size = largest_power_of_two(len(kept)) if cfg.power_of_two else len(kept)
+        assert cfg.capacity is not None, "add() sizes the capacity before storing"
         size = min(size, cfg.capacity)
         chosen = kept[self._draw(adv[kept], size)] if size > 0 else kept[:0]
         batch = None

@@ -307,6 +307,7 @@ class Trainer:
             metrics["sil/stored_rows"] = float(self.store(step_batch, step))
             metrics["sil/buffer_rows"] = float(len(self.buffer))
             metrics["sil/qualifying_rows"] = float(self.buffer.num_qualifying())
+            metrics["sil/capacity"] = float(self.buffer.config.capacity)
         timings["time/step"] = time.perf_counter() - started
         metrics.update(timings)
         if self.samples is not None:

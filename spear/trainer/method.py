@@ -197,6 +197,8 @@ class Method:
     def buffer_config(self) -> dict[str, Any]:
         """``ReplayConfig`` keyword arguments with the ``auto`` switches resolved."""
         buffer = dict(self.config["sil"]["buffer"])
+        if buffer["capacity"] == "auto":  # sized by the first step's rows (ReplayBuffer.add)
+            buffer["capacity"] = None
         if buffer["normalize_by_std"] == "auto":  # follow the on-policy estimator (spec 8.14)
             buffer["normalize_by_std"] = self.config["algorithm"]["normalize_by_std"]
         if buffer["keep_rule"] == "auto":  # agent code >= 0, math code > 0 (spec 3.3)

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spear.algo.replay import ReplayBuffer, ReplayConfig
+from spear.algo.replay import ReplayBuffer, ReplayConfig, capacity_for_rows
 
 
 def _rows(n, width=3, offset=0):
@@ -110,6 +110,34 @@ def test_capacity_trigger_is_strictly_more_than_one_and_a_half_capacity():
     assert buf.num_qualifying() == 3 and not buf.ready()
     _add(buf, [5.0], [1.0], step=4)
     assert buf.num_qualifying() == 4 and buf.ready()
+
+
+@pytest.mark.parametrize(
+    ("rows", "ratio", "capacity"),
+    [
+        (2048, 1.0, 2048),  # full-scale math: 128 prompts x 16, one row per trajectory (spec 7.2)
+        (64, 0.5, 32),  # the small math script: 4 x 16 rows, N_D = 32
+        (400, 0.5, 128),  # 0.5 x 400 = 200 -> 128, the largest power of two below it
+        (256, 0.5, 128),
+        (3, 0.5, 1),  # never below one row
+        (0, 0.5, 1),
+    ],
+)
+def test_capacity_for_rows_by_hand(rows, ratio, capacity):
+    assert capacity_for_rows(rows, ratio) == capacity
+
+
+def test_capacity_none_is_sized_by_the_first_batch_and_kept_in_the_state():
+    buf = ReplayBuffer(capacity=None, capacity_ratio=0.5)
+    assert not buf.ready() and buf.config.row_limit is None
+    _add(buf, [0.0] * 5, [0.0] * 5, step=1, groups=list(range(5)))  # nothing stored, but sized
+    assert buf.config.capacity == 2  # 0.5 x 5 = 2.5 -> 2
+    _add(buf, [1.0] * 20, [1.0] * 20, step=2)  # a later, larger batch does not resize it
+    assert buf.config.capacity == 2 and buf.ready()  # 20 rows above the p50 baseline 0 > 1.5 x 2
+    twin = ReplayBuffer(capacity=None)
+    twin.load_state_dict(buf.state_dict())
+    assert twin.config.capacity == 2
+    assert len(buf.sample()) == 2
 
 
 def test_qualifying_rows_without_a_baseline_use_each_entry_mean():
@@ -302,6 +330,7 @@ def test_older_step_and_bad_config_are_rejected():
         ({"recalibration": "max"}, "recalibration must be one of"),
         ({"sampling": "topk"}, "sampling must be one of"),
         ({"capacity": 0}, "capacity must be >= 1"),
+        ({"capacity": None, "capacity_ratio": 0.0}, "capacity_ratio must be > 0"),
         ({"percentile": 101}, "percentile must be in"),
         ({"decay": 0.0}, "decay must be in"),
         ({"max_rows": 2, "capacity": 4}, "max_rows must be >="),
@@ -310,6 +339,10 @@ def test_older_step_and_bad_config_are_rejected():
             ReplayConfig(**kwargs)
     with pytest.raises(ValueError, match="baseline buffer is empty"):
         ReplayBuffer().recalibrate(np.ones(1), np.ones(1))
+    with pytest.raises(ValueError, match="rows_per_step must be a non-negative integer"):
+        capacity_for_rows(-1)
+    with pytest.raises(ValueError, match="capacity ratio must be > 0"):
+        capacity_for_rows(64, 0.0)
 
 
 def test_store_threshold_switch():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +18,7 @@ from spear.envs.shop import ShopEnv
 from spear.envs.shop.catalog import DEFAULT_CATALOG_SEED, Product, build_catalog
 from spear.envs.shop.goals import Goal, purchase_score, satisfies
 from spear.envs.shop.search import SearchIndex, tokenize
+from spear.envs.shop.solver import search_queries
 from spear.envs.shop.vocab import CATEGORIES
 
 REQUIRED_INFO = {"won", "score", "invalid_action", "tool_calls", "admissible_actions", "anchor_obs"}
@@ -76,6 +78,26 @@ def test_catalog_is_deterministic_fast_and_seeded():
     assert [p.id for p in other] != [p.id for p in fresh]
 
 
+def test_short_product_ids_keep_the_products_and_goals():
+    asin, short = build_catalog(), build_catalog(DEFAULT_CATALOG_SEED, 1200, "short")
+    assert all(re.fullmatch(r"[1-9][0-9]{3}", p.id) for p in short)
+    assert len({p.id for p in short}) == 1200
+    assert [replace(p, id="") for p in short] == [replace(p, id="") for p in asin]
+    a, b = ShopEnv("eval"), ShopEnv("eval", product_ids="short")
+    for seed in range(20):
+        assert a.reset(seed)[0] == b.reset(seed)[0] and a.goal == b.goal
+
+
+def test_short_ids_are_shown_and_clicked_as_they_are():
+    env = ShopEnv("train", product_ids="short")
+    env.reset(3)
+    env.step(env.solver())
+    first = env.site.shown()[0]
+    assert f"[{first.id}] {first.title}" in env.site.render()
+    assert f"click[{first.id}]" in env.admissible_actions
+    assert env.step(act(f"click[{first.id}]")).observation.splitlines()[1] == first.title
+
+
 def test_num_products_option_sizes_the_catalog():
     assert len(ShopEnv(num_products=1000).catalog) == 1000
 
@@ -90,6 +112,8 @@ def test_num_products_option_sizes_the_catalog():
         ({"max_turns": 0}, "max_turns"),
         ({"catalog_seed": "x"}, "catalog_seed"),
         ({"split": "test"}, "split"),
+        ({"product_ids": "ean"}, "product_ids"),
+        ({"product_ids": "short", "num_products": 9001}, "num_products must be <= 9000"),
     ],
 )
 def test_bad_options_raise_value_error_naming_the_option(kwargs, name):
@@ -380,9 +404,10 @@ def play_solver(env: ShopEnv, seed: int) -> bool:
             return result.info["won"] and result.reward == 10.0
 
 
+@pytest.mark.parametrize("product_ids", ["asin", "short"])
 @pytest.mark.parametrize("split", ["train", "eval"])
-def test_solver_wins_at_least_95_percent(split):
-    env = ShopEnv(split)
+def test_solver_wins_at_least_95_percent(split, product_ids):
+    env = ShopEnv(split, product_ids=product_ids)
     wins = sum(play_solver(env, seed) for seed in range(120))
     assert wins >= 0.95 * 120
 
@@ -401,3 +426,13 @@ def test_random_valid_actions_rarely_win(env):
                 break
         wins += result.info["won"]
     assert wins <= 10
+
+
+def test_expert_query_keeps_the_instructions_word_order():
+    env = ShopEnv("train")
+    for seed in range(30):
+        env.reset(seed)
+        query = search_queries(env.goal)[0]
+        attributes = query.split(f" {env.goal.category}")[0]
+        positions = [env.instruction.find(a) for a in sorted(env.goal.attributes, key=attributes.find)]
+        assert positions == sorted(positions) and min(positions) >= 0

@@ -2,15 +2,21 @@
 
 WebShop draws on scraped product data that is not available offline; this
 catalog is generated instead from :mod:`spear.envs.shop.vocab`. It is a pure
-function of ``(seed, num_products)`` and is built once per process.
+function of ``(seed, num_products, product_ids)`` and is built once per process.
+
+Product ids come in two styles (docs/DESIGN.md, "Short product ids"): ``asin``, WebShop's
+10-character ``B0XXXXXXXX`` shown upper-case and clicked lower-case, and ``short``, a
+4-digit number shown and clicked as is, for models too small to copy a random string. Both
+styles give the same products in the same order; only the ids differ.
 """
 
 from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Literal
 
 from spear.envs.shop.vocab import (
     BRAND_HEADS,
@@ -24,13 +30,15 @@ from spear.envs.shop.vocab import (
 DEFAULT_CATALOG_SEED = 20240917
 DEFAULT_NUM_PRODUCTS = 1200
 _ID_CHARS = string.ascii_uppercase + string.digits
+ProductIds = Literal["asin", "short"]
+PRODUCT_ID_STYLES: tuple[str, ...] = ("asin", "short")
 
 
 @dataclass(frozen=True)
 class Product:
     """One product.
 
-    ``id`` is ASIN-like (``B0`` + 8 characters); ``attributes`` are the material
+    ``id`` is ASIN-like (``B0`` + 8 characters) or a 4-digit number; ``attributes`` are the material
     and features; ``options`` maps an option name to the values one can select.
     """
 
@@ -90,20 +98,38 @@ def _make_product(rng: random.Random, category: Category, pid: str) -> Product:
     )
 
 
+def _short_ids(seed: int, num_products: int) -> list[str]:
+    """Distinct 4-digit ids in random order (their own random stream: the products stay those
+    of the ``asin`` style, and an id says nothing about a product's category or position)."""
+    return [str(n) for n in random.Random(f"shop-short-ids:{seed}").sample(range(1000, 10000), num_products)]
+
+
 @lru_cache(maxsize=8)
 def build_catalog(
-    seed: int = DEFAULT_CATALOG_SEED, num_products: int = DEFAULT_NUM_PRODUCTS
+    seed: int = DEFAULT_CATALOG_SEED,
+    num_products: int = DEFAULT_NUM_PRODUCTS,
+    product_ids: ProductIds = "asin",
 ) -> tuple[Product, ...]:
     """The catalog of ``seed``: ``num_products`` products, categories in rotation.
 
     Raises:
-        ValueError: ``num_products`` is not a positive integer.
+        ValueError: ``num_products`` is not a positive integer (at most 9,000 with short ids),
+            or ``product_ids`` is not ``"asin"`` or ``"short"``.
     """
     if isinstance(num_products, bool) or not isinstance(num_products, int) or num_products < 1:
         raise ValueError(f"num_products must be a positive integer, got {num_products!r}")
+    if product_ids not in PRODUCT_ID_STYLES:
+        raise ValueError(f"product_ids must be one of {', '.join(PRODUCT_ID_STYLES)}, got {product_ids!r}")
+    if product_ids == "short" and num_products > 9000:
+        raise ValueError(f"short product ids have 4 digits: num_products must be <= 9000, got {num_products}")
     rng = random.Random(f"shop-catalog:{seed}")
     taken: set[str] = set()
-    return tuple(
+    products = tuple(
         _make_product(rng, CATEGORIES[i % len(CATEGORIES)], _product_id(rng, taken))
         for i in range(num_products)
     )
+    if product_ids == "short":
+        products = tuple(
+            replace(p, id=pid) for p, pid in zip(products, _short_ids(seed, num_products), strict=True)
+        )
+    return products

@@ -17,7 +17,7 @@ from typing import Any
 
 from spear.envs.actions import format_react, parse_react
 from spear.envs.base import Env, StepResult, step_info, task_split
-from spear.envs.shop.catalog import DEFAULT_CATALOG_SEED, DEFAULT_NUM_PRODUCTS, build_catalog
+from spear.envs.shop.catalog import DEFAULT_CATALOG_SEED, DEFAULT_NUM_PRODUCTS, ProductIds, build_catalog
 from spear.envs.shop.goals import Goal, purchase_score, sample_goal
 from spear.envs.shop.search import catalog_index
 from spear.envs.shop.site import BUY_NOW, Site
@@ -43,6 +43,8 @@ class ShopEnv(Env):
         num_products: catalog size (default 1,200).
         catalog_seed: seed of the catalog (fixed default, so all runs share one catalog).
         max_turns: turns before the episode ends unsolved (default 15, as in spec 4.2).
+        product_ids: ``"asin"`` (WebShop's ``B0XXXXXXXX``, clicked lower-case) or ``"short"``
+            (4-digit numbers, for small models; same products and goals).
     """
 
     name = "shop"
@@ -56,13 +58,16 @@ class ShopEnv(Env):
         num_products: int = DEFAULT_NUM_PRODUCTS,
         catalog_seed: int = DEFAULT_CATALOG_SEED,
         max_turns: int = 15,
+        product_ids: ProductIds = "asin",
     ) -> None:
         super().__init__(split)
         if isinstance(catalog_seed, bool) or not isinstance(catalog_seed, int):
             raise ValueError(f"catalog_seed must be an integer, got {catalog_seed!r}")
         self.max_turns = _positive_int("max_turns", max_turns)
-        self.catalog = build_catalog(catalog_seed, _positive_int("num_products", num_products))
-        self._index = catalog_index(catalog_seed, num_products)
+        self.catalog = build_catalog(catalog_seed, _positive_int("num_products", num_products), product_ids)
+        self._index = catalog_index(
+            catalog_seed, num_products
+        )  # ids are not indexed: one index serves both styles
         self.goal: Goal | None = None
         self.done = False
         self._site: Site | None = None

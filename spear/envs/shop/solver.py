@@ -15,8 +15,12 @@ from spear.envs.shop.site import BACK_TO_SEARCH, BUY_NOW, NEXT_PAGE, PREV, Site
 
 
 def search_queries(goal: Goal) -> list[str]:
-    """Queries built from the instruction's words, most specific first (tried in turn)."""
-    attributes = sorted(goal.attributes)
+    """Queries built from the instruction's words, most specific first (tried in turn).
+
+    Words keep the instruction's order, so a model imitating the expert copies them in
+    reading order (BM25 scores a query's words regardless of their order).
+    """
+    attributes = sorted(goal.attributes, key=lambda a: (goal.instruction.find(a), a))
     values = [value for _, value in goal.options]
     return [
         " ".join([*attributes, goal.category, *values]),

@@ -358,6 +358,7 @@ class SpearGRPOTrainer(GRPOTrainer):
                 "sil/replay_rows": float(len(replay) if replay is not None else 0),
                 "sil/buffer_rows": float(len(self.buffer)),
                 "sil/qualifying_rows": float(self.buffer.num_qualifying()),
+                "sil/capacity": float(self.buffer.config.capacity),
                 "sil/baseline": baseline[0] if baseline is not None else None,
             }
         )
