@@ -23,6 +23,20 @@ from spear.trainer.config import ConfigError
 from spear.trainer.starting_policy import build_starting_policy, default_out_dir
 
 
+def without_out(argv: list[str]) -> list[str]:
+    """``argv`` less ``--out DIR``: the folder does not change the files, and the recorded
+    command should rebuild the policy where the package looks for it."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            kept.append(arg)
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -33,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "scripts/build_starting_policy.py", *argv])
+    command = shlex.join(["python", "scripts/build_starting_policy.py", *without_out(argv)])
     try:
         if args.threads is not None:
             if args.threads < 1:

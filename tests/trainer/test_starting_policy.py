@@ -4,6 +4,7 @@ from the shipped policy, and the builder on tiny settings."""
 
 import importlib.util
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -255,7 +256,11 @@ def test_the_builder_writes_a_verified_policy_with_its_manifest(tmp_path):
     argv = ["--out", str(out), "--eval-episodes", "2", "--quiet", *overrides, "seed=1"]
     assert script.main(argv) == 0
     rebuilt = verify_starting_policy(out)
-    assert rebuilt["command"].startswith("python scripts/build_starting_policy.py --out")
+    # the recorded command rebuilds into the package folder: --out is left out
+    assert rebuilt["command"] == (
+        "python scripts/build_starting_policy.py --eval-episodes 2 --quiet "
+        + " ".join(shlex.quote(arg) for arg in [*overrides, "seed=1"])
+    )
     assert rebuilt["config"]["seed"] == 1
     assert sorted(p.name for p in out.parent.iterdir()) == ["household"]
 
