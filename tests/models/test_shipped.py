@@ -1,7 +1,7 @@
-"""The shipped household starting policy: it loads, its tokenizer round-trips household text,
-its manifest matches the files, and a damaged copy is reported by file name with the
-command that rebuilds it. Numbers come from the manifest, never from here: the policy is
-rebuilt with other settings by the same command."""
+"""The shipped starting policies (household, shop, math): each loads, its tokenizer
+round-trips its environment's prompts, its manifest matches the files, and a damaged copy is
+reported by file name with the command that rebuilds it. Numbers come from the manifests,
+never from here: a policy is rebuilt with other settings by the same command."""
 
 import json
 import shutil
@@ -24,26 +24,36 @@ from spear.models.shipped import (
     verify_starting_policy,
 )
 from spear.rollout.prompts import react_turn_prompt
+from spear.trainer.config import load_config
 
-HOUSEHOLD = starting_policy_dir("household")
+ENVS = ["household"]
 
 
-def test_the_package_ships_a_household_policy():
-    assert HOUSEHOLD is not None and HOUSEHOLD.name == "household"
+@pytest.mark.parametrize("env_name", ENVS)
+def test_the_package_ships_a_policy_per_built_in_environment(env_name):
+    folder = starting_policy_dir(env_name)
+    assert folder is not None and folder.name == env_name
+
+
+@pytest.fixture(scope="module", params=ENVS)
+def env_name(request):
+    return request.param
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return load_starting_policy("household")
+def shipped(env_name):
+    return load_starting_policy(env_name)
 
 
 @pytest.fixture(scope="module")
-def manifest():
-    return json.loads((HOUSEHOLD / MANIFEST).read_text())
+def manifest(env_name):
+    return json.loads((starting_policy_dir(env_name) / MANIFEST).read_text())
 
 
-def household_prompt():
-    env = make("household", num_receptacles=4, num_distractors=1, max_turns=12, split="eval")
+def first_prompt(env_name):
+    """The first turn's prompt of a held-out episode, with the environment's profile options."""
+    options = load_config("spear", [f"env.name={env_name}"])["env"]["options"]
+    env = make(env_name, split="eval", **options)
     observation, _ = env.reset(3)
     prompt = react_turn_prompt(
         instruction=env.instruction,
@@ -65,9 +75,9 @@ def test_the_shipped_files_load_as_a_qwen2_causal_lm_and_its_tokenizer(shipped, 
     assert tokenizer.pad_token_id is not None and tokenizer.eos_token_id is not None
 
 
-def test_the_tokenizer_round_trips_a_household_prompt_and_renders_the_chat_template(shipped):
+def test_the_tokenizer_round_trips_a_prompt_and_renders_the_chat_template(shipped, env_name):
     _, tokenizer, _ = shipped
-    prompt = household_prompt()
+    prompt = first_prompt(env_name)
     ids = tokenizer.encode(prompt, add_special_tokens=False)
     assert tokenizer.decode(ids) == prompt
     chat = tokenizer.apply_chat_template(
@@ -76,26 +86,39 @@ def test_the_tokenizer_round_trips_a_household_prompt_and_renders_the_chat_templ
     assert prompt in chat and chat.index(prompt) < len(chat) - len(prompt)
 
 
-def test_the_manifest_matches_the_files_on_disk(manifest):
-    on_disk = {p.name for p in HOUSEHOLD.iterdir() if p.is_file() and p.name != MANIFEST}
+def test_the_manifest_matches_the_files_on_disk(manifest, env_name):
+    folder = starting_policy_dir(env_name)
+    on_disk = {p.name for p in folder.iterdir() if p.is_file() and p.name != MANIFEST}
     assert set(manifest["files"]) == on_disk
     assert set(REQUIRED_FILES) <= on_disk
     for name, entry in manifest["files"].items():
-        assert file_digest(HOUSEHOLD / name) == (entry["bytes"], entry["sha256"]), name
+        assert file_digest(folder / name) == (entry["bytes"], entry["sha256"]), name
     assert manifest["total_bytes"] == sum(e["bytes"] for e in manifest["files"].values())
-    assert manifest["total_bytes"] + (HOUSEHOLD / MANIFEST).stat().st_size <= MAX_BYTES
-    assert "scripts/build_starting_policy.py" in manifest["command"] and "household" in manifest["command"]
-    assert manifest["env"] == manifest["config"]["env"]["name"] == "household"
+    assert manifest["total_bytes"] + (folder / MANIFEST).stat().st_size <= MAX_BYTES
+    assert manifest["command"].startswith(f"python scripts/build_starting_policy.py --env {env_name}")
+    assert "--out" not in manifest["command"]
+    assert manifest["env"] == manifest["config"]["env"]["name"] == env_name
     assert 0.0 <= manifest["eval"]["success_rate"] <= 1.0 and manifest["eval"]["episodes"] >= 1
     lo, hi = manifest["eval"]["success_ci"]
     assert lo <= manifest["eval"]["success_rate"] <= hi
     assert manifest["train_seconds"] > 0 and manifest["machine"]["torch"]
-    assert verify_starting_policy(HOUSEHOLD) == manifest
+    assert verify_starting_policy(folder) == manifest
 
 
-def _copy(tmp_path):
-    copy = tmp_path / "household"
-    shutil.copytree(HOUSEHOLD, copy)
+@pytest.mark.parametrize("env_name", ENVS)
+def test_the_manifest_config_is_the_environments_profile(env_name):
+    """The profile (spear/trainer/presets/envs/<env>.yaml) is the recipe: the shipped policy
+    was built with it unchanged, so its documented command regenerates the policy."""
+    manifest = read_manifest(starting_policy_dir(env_name))
+    profile = load_config("spear", [f"env.name={env_name}"])
+    assert manifest["config"]["env"]["options"] == profile["env"]["options"]
+    assert manifest["config"]["sft"] == profile["sft"]
+    assert manifest["config"]["rollout"] == profile["rollout"]
+
+
+def _copy(tmp_path, env_name="household"):
+    copy = tmp_path / env_name
+    shutil.copytree(starting_policy_dir(env_name), copy)
     return copy
 
 
@@ -126,8 +149,8 @@ def _edit_the_manifest(copy):
 
 
 @pytest.mark.parametrize("damage", [_delete_tokenizer, _flip_a_byte, _truncate, _edit_the_manifest])
-def test_a_damaged_copy_names_the_file_and_the_rebuild_command(tmp_path, manifest, damage):
-    copy = _copy(tmp_path)
+def test_a_damaged_copy_names_the_file_and_the_rebuild_command(tmp_path, manifest, env_name, damage):
+    copy = _copy(tmp_path, env_name)
     name = damage(copy)
     with pytest.raises(StartingPolicyError) as caught:
         verify_starting_policy(copy)
