@@ -215,9 +215,24 @@ def test_train_and_eval_problems_are_disjoint_by_content() -> None:
     assert task_split(evaluation.problem.question) == "eval"  # type: ignore[union-attr]
 
 
+def test_small_numbers_have_operands_of_at_most_two_digits_and_split_by_content() -> None:
+    tasks = ["basic_arithmetic", "chain_sum", "gcd", "lcm"]
+    train = MathEnv(split="train", tasks=tasks, numbers="small")
+    evaluation = MathEnv(split="eval", tasks=tasks, numbers="small")
+    train_qs = {train.reset(seed)[1]["question"] for seed in range(200)}
+    eval_qs = {evaluation.reset(seed)[1]["question"] for seed in range(200)}
+    assert train_qs.isdisjoint(eval_qs)
+    for question in train_qs | eval_qs:
+        operands = re.findall(r"\d+", question)
+        assert operands and all(int(n) <= 100 for n in operands), question
+    standard = MathEnv(split="train", tasks=tasks)
+    assert max(int(n) for seed in range(50) for n in re.findall(r"\d+", standard.reset(seed)[0])) > 100
+
+
+@pytest.mark.parametrize("numbers", ["standard", "small"])
 @pytest.mark.parametrize("split", ["train", "eval"])
-def test_solver_wins_at_least_95_percent(split: str) -> None:
-    env = MathEnv(split=split, tasks=list(TASKS))
+def test_solver_wins_at_least_95_percent(split: str, numbers: str) -> None:
+    env = MathEnv(split=split, tasks=list(TASKS), numbers=numbers)
     wins = 0
     for seed in range(60):
         env.reset(seed)
@@ -277,6 +292,7 @@ def test_huge_and_odd_responses_do_not_raise() -> None:
         ({"backend": "docker"}, "backend"),
         ({"split": "test"}, "split"),
         ({"limits": {"wall_time_s": 1}}, "limits"),
+        ({"numbers": "tiny"}, "numbers"),
     ],
 )
 def test_bad_options_raise_value_error(options: dict[str, object], name: str) -> None:

@@ -17,7 +17,15 @@ from typing import Any
 from spear.envs.actions import ToolCall, format_tool_call, parse_tool_calls
 from spear.envs.base import Env, StepResult, step_info
 from spear.envs.math.answers import ANSWER_WINDOW, last_boxed, strip_latex
-from spear.envs.math.tasks import DEFAULT_TASKS, TASKS, Problem, check_tasks, draw_problem, is_correct
+from spear.envs.math.tasks import (
+    DEFAULT_TASKS,
+    TASKS,
+    Problem,
+    check_numbers,
+    check_tasks,
+    draw_problem,
+    is_correct,
+)
 from spear.tools import CODE_INTERPRETER_SCHEMA, CodeInterpreter, SandboxLimits, observation_text
 from spear.tools.sandbox import BACKENDS
 
@@ -45,6 +53,7 @@ class MathEnv(Env):
         max_turns: assistant turns before the episode ends unanswered (default 8, spec 4.4).
         limits: sandbox limits per tool call (default :class:`SandboxLimits`: 5 s, 512 MB).
         backend: sandbox backend, ``"auto"``, ``"bwrap"`` or ``"rlimit"`` (docs/SANDBOX.md).
+        numbers: ``"standard"`` or ``"small"`` (operands of 1-2 digits, for small models).
     """
 
     name = "math"
@@ -60,9 +69,11 @@ class MathEnv(Env):
         max_turns: int = 8,
         limits: SandboxLimits | None = None,
         backend: str = "auto",
+        numbers: str = "standard",
     ) -> None:
         super().__init__(split)
         self.tasks = check_tasks(tasks)
+        self.numbers = check_numbers(numbers)
         self.max_turns = _positive_int("max_turns", max_turns)
         if limits is not None and not isinstance(limits, SandboxLimits):
             raise ValueError(f"limits must be a SandboxLimits, got {type(limits).__name__}")
@@ -86,7 +97,7 @@ class MathEnv(Env):
             seed = operator.index(seed)
         except TypeError:
             raise ValueError(f"seed must be an integer, got {seed!r}") from None
-        self.problem = draw_problem(self.tasks, seed, self.split)
+        self.problem = draw_problem(self.tasks, seed, self.split, self.numbers)
         self.instruction = f"{self.problem.question}\n{ANSWER_FORMAT}"
         self.turn, self.done, self.num_tool_calls = 0, False, 0
         self.last_tool_output, self.last_tool_ok = None, False

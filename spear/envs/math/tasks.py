@@ -64,6 +64,8 @@ class MathTask:
 
     ``canonical`` maps a boxed answer to the form the generator's scorer expects, or
     to None when the answer has the wrong shape (then it is wrong without scoring).
+    ``small`` overrides ``config`` for ``numbers="small"``: operands of 1-2 digits (or at
+    most 100), for models too small to copy longer numbers (docs/envs/math.md).
     """
 
     name: str
@@ -71,6 +73,7 @@ class MathTask:
     canonical: Callable[[str], str | None] = _integer
     config: dict[str, Any] = field(default_factory=dict)
     accept: Callable[[dict[str, Any]], bool] = lambda entry: True
+    small: dict[str, Any] = field(default_factory=dict)
 
 
 TASKS: dict[str, MathTask] = {
@@ -81,19 +84,31 @@ TASKS: dict[str, MathTask] = {
             programs.basic_arithmetic,
             config={"min_terms": 3, "max_terms": 5, "min_digits": 2, "max_digits": 3},
             accept=_exact_value_matches,
+            small={"min_digits": 1, "max_digits": 2},
         ),
-        MathTask("chain_sum", programs.chain_sum, config={"min_terms": 4, "max_terms": 6, "min_digits": 3}),
+        MathTask(
+            "chain_sum",
+            programs.chain_sum,
+            config={"min_terms": 4, "max_terms": 6, "min_digits": 3},
+            small={"min_digits": 1, "max_digits": 2},
+        ),
         MathTask(
             "countdown",
             programs.countdown,
             canonical=_countdown_expression,
             config={"min_numbers": 3, "max_numbers": 4},
         ),
-        MathTask("gcd", programs.gcd, config={"min_numbers": 2, "max_numbers": 3, "max_value": 10000}),
+        MathTask(
+            "gcd",
+            programs.gcd,
+            config={"min_numbers": 2, "max_numbers": 3, "max_value": 10000},
+            small={"max_value": 100},
+        ),
         MathTask(
             "lcm",
             programs.lcm,
             config={"min_numbers": 2, "max_numbers": 3, "min_value": 2, "max_value": 1000},
+            small={"max_value": 100},
         ),
         MathTask(
             "prime_factorization",
@@ -113,6 +128,9 @@ DEFAULT_TASKS: tuple[str, ...] = (
 )
 
 
+NUMBER_SIZES: tuple[str, ...] = ("standard", "small")
+
+
 def check_tasks(tasks: Any) -> tuple[str, ...]:
     """Validate the ``tasks`` option: a non-empty sequence of known task names."""
     if isinstance(tasks, str) or not isinstance(tasks, (list, tuple)) or not tasks:
@@ -123,16 +141,27 @@ def check_tasks(tasks: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tasks))
 
 
+def check_numbers(numbers: Any) -> str:
+    """Validate the ``numbers`` option."""
+    if numbers not in NUMBER_SIZES:
+        raise ValueError(f"numbers must be one of {', '.join(NUMBER_SIZES)}, got {numbers!r}")
+    return numbers
+
+
 @functools.cache
-def dataset(name: str) -> Any:
-    """The (virtual, lazily generated) reasoning-gym dataset of task ``name``."""
-    return reasoning_gym.create_dataset(name, seed=DATASET_SEED, size=DATASET_SIZE, **TASKS[name].config)
+def dataset(name: str, numbers: str = "standard") -> Any:
+    """The (virtual, lazily generated) reasoning-gym dataset of task ``name``; ``numbers="small"``
+    applies the task's ``small`` overrides (a task without them is unchanged)."""
+    task = TASKS[name]
+    config = {**task.config, **task.small} if check_numbers(numbers) == "small" else task.config
+    return reasoning_gym.create_dataset(name, seed=DATASET_SEED, size=DATASET_SIZE, **config)
 
 
 @dataclass(frozen=True)
 class Problem:
     task: str
     entry: dict[str, Any]
+    numbers: str = "standard"
 
     @property
     def question(self) -> str:
@@ -143,13 +172,13 @@ class Problem:
         return str(self.entry["answer"])
 
 
-def draw_problem(tasks: tuple[str, ...], seed: int, split: str) -> Problem:
+def draw_problem(tasks: tuple[str, ...], seed: int, split: str, numbers: str = "standard") -> Problem:
     """The problem of ``seed`` in ``split``: candidates by (seed, attempt) until one fits."""
     for attempt in range(MAX_ATTEMPTS):
         rng = random.Random(f"math:{seed}:{attempt}")
         task = TASKS[rng.choice(tasks)]
-        entry = dataset(task.name)[rng.randrange(DATASET_SIZE)]
-        problem = Problem(task.name, entry)
+        entry = dataset(task.name, numbers)[rng.randrange(DATASET_SIZE)]
+        problem = Problem(task.name, entry, numbers)
         if task.accept(entry) and task_split(problem.question) == split:
             return problem
     raise RuntimeError(f"no {split} problem among {MAX_ATTEMPTS} candidates of tasks {tasks} for seed {seed}")
@@ -163,6 +192,6 @@ def is_correct(problem: Problem, answer: str | None) -> bool:
     if canonical is None:
         return False
     try:
-        return float(dataset(problem.task).score_answer(canonical, problem.entry)) >= 1.0
+        return float(dataset(problem.task, problem.numbers).score_answer(canonical, problem.entry)) >= 1.0
     except Exception:  # a scorer bug on odd input must not end training: the answer is wrong
         return False
