@@ -58,6 +58,7 @@ def test_overrides_parse_yaml_values():
         ("spear", ["actor.loss_mode=ppo"], "actor.loss_mode must be one of"),
         ("spear", ["algorithm.filters=[toxic]"], "unknown filter 'toxic'"),
         ("spear", ["sil.buffer.capacity=0"], "sil.buffer': capacity must be >= 1"),
+        ("spear", ["sil.buffer.capacity_ratio=0.0"], "sil.buffer': capacity_ratio must be > 0"),
         ("spear", ["sil.buffer.colour=red"], "unknown config key 'sil.buffer.colour'"),
         ("gigpo", ["rollout.layout=trajectory"], "gigpo needs rollout.layout=turn"),
         ("spear", ["rollout.group_size=1"], "group_size' must be >= 2"),

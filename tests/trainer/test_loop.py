@@ -10,6 +10,7 @@ import pytest
 import torch
 from micro import make_trainer, micro_config
 
+from spear.algo.replay import capacity_for_rows
 from spear.algo.schedules import cosine_decay, cosine_warmup
 from spear.trainer.checkpoint import latest_checkpoint
 from spear.trainer.loop import Trainer
@@ -155,3 +156,14 @@ def test_group_filter_and_response_filters_run(base_model, tmp_path):
     assert metrics["rollout/rows_after_group_filter"] < metrics["rollout/rows"]
     assert 0.0 <= metrics["filter/any"] <= 1.0
     assert np.isfinite(metrics["schedule/lambda_tool"])
+
+
+def test_auto_capacity_is_half_the_first_steps_rows_and_stays(base_model, tmp_path):
+    """sil.buffer.capacity: auto sizes N_D from the rows step 1 hands to the buffer (spec 7 ratio)."""
+    trainer = make_trainer(
+        base_model, tmp_path, "env.name=parity", "env.options={}", "sil.buffer.capacity=auto"
+    )
+    first = trainer.train_step(1)
+    rows = int(first["rollout/rows_after_group_filter"])
+    assert first["sil/capacity"] == capacity_for_rows(rows, 0.5)
+    assert trainer.train_step(2)["sil/capacity"] == first["sil/capacity"]
