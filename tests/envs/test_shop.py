@@ -98,6 +98,20 @@ def test_short_ids_are_shown_and_clicked_as_they_are():
     assert env.step(act(f"click[{first.id}]")).observation.splitlines()[1] == first.title
 
 
+def test_position_labels_name_results_by_their_place_on_the_page():
+    env = ShopEnv("train", product_ids="position")
+    env.reset(3)
+    env.step(env.solver())
+    shown = env.site.shown()
+    assert f"[item 1] {shown[0].title}" in env.site.render()
+    assert [f"click[item {k}]" for k in range(1, len(shown) + 1)] == env.admissible_actions[-len(shown) :]
+    page = env.step(act("click[item 2]")).observation
+    assert page.splitlines()[1] == shown[1].title and env.site.visited == {shown[1].id.lower()}
+    env.step(act("click[< prev]"))
+    assert env.site.page == "results"
+    assert env.step(act(f"click[{shown[0].id.lower()}]")).info["invalid_action"]  # ids are not labels here
+
+
 def test_num_products_option_sizes_the_catalog():
     assert len(ShopEnv(num_products=1000).catalog) == 1000
 
@@ -404,7 +418,7 @@ def play_solver(env: ShopEnv, seed: int) -> bool:
             return result.info["won"] and result.reward == 10.0
 
 
-@pytest.mark.parametrize("product_ids", ["asin", "short"])
+@pytest.mark.parametrize("product_ids", ["asin", "short", "position"])
 @pytest.mark.parametrize("split", ["train", "eval"])
 def test_solver_wins_at_least_95_percent(split, product_ids):
     env = ShopEnv(split, product_ids=product_ids)

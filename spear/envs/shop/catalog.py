@@ -31,7 +31,8 @@ DEFAULT_CATALOG_SEED = 20240917
 DEFAULT_NUM_PRODUCTS = 1200
 _ID_CHARS = string.ascii_uppercase + string.digits
 ProductIds = Literal["asin", "short"]
-PRODUCT_ID_STYLES: tuple[str, ...] = ("asin", "short")
+CATALOG_ID_STYLES: tuple[str, ...] = ("asin", "short")
+PRODUCT_ID_STYLES: tuple[str, ...] = (*CATALOG_ID_STYLES, "position")  # ShopEnv's option
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,8 @@ def build_catalog(
     """
     if isinstance(num_products, bool) or not isinstance(num_products, int) or num_products < 1:
         raise ValueError(f"num_products must be a positive integer, got {num_products!r}")
-    if product_ids not in PRODUCT_ID_STYLES:
-        raise ValueError(f"product_ids must be one of {', '.join(PRODUCT_ID_STYLES)}, got {product_ids!r}")
+    if product_ids not in CATALOG_ID_STYLES:
+        raise ValueError(f"product_ids must be one of {', '.join(CATALOG_ID_STYLES)}, got {product_ids!r}")
     if product_ids == "short" and num_products > 9000:
         raise ValueError(f"short product ids have 4 digits: num_products must be <= 9000, got {num_products}")
     rng = random.Random(f"shop-catalog:{seed}")

@@ -17,7 +17,12 @@ from typing import Any
 
 from spear.envs.actions import format_react, parse_react
 from spear.envs.base import Env, StepResult, step_info, task_split
-from spear.envs.shop.catalog import DEFAULT_CATALOG_SEED, DEFAULT_NUM_PRODUCTS, ProductIds, build_catalog
+from spear.envs.shop.catalog import (
+    DEFAULT_CATALOG_SEED,
+    DEFAULT_NUM_PRODUCTS,
+    PRODUCT_ID_STYLES,
+    build_catalog,
+)
 from spear.envs.shop.goals import Goal, purchase_score, sample_goal
 from spear.envs.shop.search import catalog_index
 from spear.envs.shop.site import BUY_NOW, Site
@@ -43,8 +48,9 @@ class ShopEnv(Env):
         num_products: catalog size (default 1,200).
         catalog_seed: seed of the catalog (fixed default, so all runs share one catalog).
         max_turns: turns before the episode ends unsolved (default 15, as in spec 4.2).
-        product_ids: ``"asin"`` (WebShop's ``B0XXXXXXXX``, clicked lower-case) or ``"short"``
-            (4-digit numbers, for small models; same products and goals).
+        product_ids: ``"asin"`` (WebShop's ``B0XXXXXXXX``, clicked lower-case), ``"short"``
+            (4-digit numbers) or ``"position"`` (results labelled ``item 1`` .. ``item 10`` by
+            their place on the page; ASIN ids elsewhere); same products and goals.
     """
 
     name = "shop"
@@ -58,13 +64,19 @@ class ShopEnv(Env):
         num_products: int = DEFAULT_NUM_PRODUCTS,
         catalog_seed: int = DEFAULT_CATALOG_SEED,
         max_turns: int = 15,
-        product_ids: ProductIds = "asin",
+        product_ids: str = "asin",
     ) -> None:
         super().__init__(split)
         if isinstance(catalog_seed, bool) or not isinstance(catalog_seed, int):
             raise ValueError(f"catalog_seed must be an integer, got {catalog_seed!r}")
         self.max_turns = _positive_int("max_turns", max_turns)
-        self.catalog = build_catalog(catalog_seed, _positive_int("num_products", num_products), product_ids)
+        if product_ids not in PRODUCT_ID_STYLES:
+            raise ValueError(
+                f"product_ids must be one of {', '.join(PRODUCT_ID_STYLES)}, got {product_ids!r}"
+            )
+        self.positions = product_ids == "position"
+        ids = "short" if product_ids == "short" else "asin"
+        self.catalog = build_catalog(catalog_seed, _positive_int("num_products", num_products), ids)
         self._index = catalog_index(
             catalog_seed, num_products
         )  # ids are not indexed: one index serves both styles
@@ -97,7 +109,7 @@ class ShopEnv(Env):
             if task_split(goal.signature) == self.split:
                 break
         self.goal, self.instruction, self.turn, self.done = goal, goal.instruction, 0, False
-        self._site = Site(self.catalog, self._index, goal.instruction)
+        self._site = Site(self.catalog, self._index, goal.instruction, positions=self.positions)
         obs = self._site.render()
         return obs, {"instruction": self.instruction, **self._info(anchor_obs=obs)}
 

@@ -29,6 +29,8 @@ class Site:
     ``results`` are catalog positions, best first; ``item`` is the catalog
     position of the product being viewed; ``selected`` maps option name -> value;
     ``visited`` (ids of the items opened) and ``searches`` are the session's history.
+    ``positions``: results are labelled ``item 1`` .. ``item 10`` by their place on the page
+    instead of by product id (the ``product_ids="position"`` option of the environment).
     """
 
     catalog: tuple[Product, ...]
@@ -42,6 +44,7 @@ class Site:
     selected: dict[str, str] = field(default_factory=dict)
     visited: set[str] = field(default_factory=set)
     searches: int = 0
+    positions: bool = False
 
     @property
     def num_pages(self) -> int:
@@ -55,6 +58,12 @@ class Site:
         """The products listed on the current results page."""
         return [self.catalog[i] for i in self._shown_positions()]
 
+    def label(self, product: Product) -> str:
+        """How a listed product is shown and clicked: its place on the page or its id."""
+        if self.positions:
+            return f"item {[p.id for p in self.shown()].index(product.id) + 1}"
+        return product.id
+
     def product(self) -> Product:
         assert self.item is not None, "no item page is open"
         return self.catalog[self.item]
@@ -67,7 +76,7 @@ class Site:
             nav = [BACK_TO_SEARCH]
             nav += [PREV] if self.page_no > 0 else []
             nav += [NEXT_PAGE] if self.page_no + 1 < self.num_pages else []
-            return nav + [p.id.lower() for p in self.shown()]
+            return nav + [self.label(p).lower() for p in self.shown()]
         if self.page == "item":
             values = [v for values in self.product().options.values() for v in values]
             return [BACK_TO_SEARCH, PREV, *values, DESCRIPTION, BUY_NOW]
@@ -97,9 +106,9 @@ class Site:
         elif target == PREV:
             self.page_no -= 1
         else:
-            ids = {self.catalog[pos].id.lower(): pos for pos in self._shown_positions()}
-            self.item, self.selected, self.page = ids[target], {}, "item"
-            self.visited.add(target)
+            labels = {self.label(self.catalog[pos]).lower(): pos for pos in self._shown_positions()}
+            self.item, self.selected, self.page = labels[target], {}, "item"
+            self.visited.add(self.catalog[self.item].id.lower())
 
     def _click_item(self, target: str) -> None:
         if target == PREV:
@@ -128,7 +137,7 @@ class Site:
         header = (
             f'Page {self.page_no + 1} of {self.num_pages} ({len(self.results)} results for "{self.query}")'
         )
-        lines = [f"[{p.id}] {p.title} ${p.price:.2f}" for p in self.shown()]
+        lines = [f"[{self.label(p)}] {p.title} ${p.price:.2f}" for p in self.shown()]
         return "\n".join([" ".join(nav), header, *(lines or ["No products found."])])
 
     def _render_item(self) -> str:

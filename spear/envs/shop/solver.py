@@ -51,8 +51,8 @@ def _on_results(site: Site, goal: Goal) -> tuple[str, str]:
     pick = _pick_result(site, goal)
     if pick is not None:
         return (
-            f"click[{pick.id.lower()}]",
-            f"[{pick.id}] looks like a {goal.category} within budget; open it.",
+            f"click[{site.label(pick).lower()}]",
+            f"[{site.label(pick)}] looks like a {goal.category} within budget; open it.",
         )
     if site.page_no + 1 < site.num_pages:
         return f"click[{NEXT_PAGE}]", "Nothing promising on this page; look at the next one."
