@@ -77,9 +77,8 @@ class ShopEnv(Env):
         self.positions = product_ids == "position"
         ids = "short" if product_ids == "short" else "asin"
         self.catalog = build_catalog(catalog_seed, _positive_int("num_products", num_products), ids)
-        self._index = catalog_index(
-            catalog_seed, num_products
-        )  # ids are not indexed: one index serves both styles
+        # ids are not indexed, so one index serves every id style
+        self._index = catalog_index(catalog_seed, num_products)
         self.goal: Goal | None = None
         self.done = False
         self._site: Site | None = None
