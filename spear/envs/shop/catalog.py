@@ -4,7 +4,7 @@ WebShop draws on scraped product data that is not available offline; this
 catalog is generated instead from :mod:`spear.envs.shop.vocab`. It is a pure
 function of ``(seed, num_products, product_ids)`` and is built once per process.
 
-Product ids come in two styles (docs/DESIGN.md, "Short product ids"): ``asin``, WebShop's
+Product ids come in two styles (docs/envs/shop.md, "Product ids for small models"): ``asin``, WebShop's
 10-character ``B0XXXXXXXX`` shown upper-case and clicked lower-case, and ``short``, a
 4-digit number shown and clicked as is, for models too small to copy a random string. Both
 styles give the same products in the same order; only the ids differ.
