@@ -344,6 +344,8 @@ def validate(config: dict[str, Any]) -> None:
         raise ConfigError("config key 'sft.stale_noise' > 0 needs rollout.layout=turn")
     _require(config, "sft.keep_think", bool)
     _require(config, "sft.prompt_weight", float, minimum=0.0)
+    _require(config, "sft.copy_steps", int, minimum=0)
+    _require(config, "sft.copy_context", int, minimum=1)
     if group < 2 and config["algorithm"]["estimator"] in ("grpo", "gigpo"):
         raise ConfigError("config key 'rollout.group_size' must be >= 2 for group-relative advantages")
 

@@ -12,6 +12,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, saved_threads
 from spear.trainer.config import ConfigError, base_config, dump, merge, validate
+from spear.trainer.copy_warmup import copy_warmup
 from spear.trainer.embedded import build_embedded
 from spear.trainer.evaluate import EvalResult, evaluate, summarize
 from spear.trainer.loop import (
@@ -270,6 +273,24 @@ def apply_lora(model: Any, lora: dict[str, Any]) -> Any:
     return get_peft_model(model, config)
 
 
+@contextmanager
+def _progress_bar(desc: str, quiet: bool) -> Iterator[Callable[[int, int, float], None]]:
+    """A tqdm bar of optimizer steps with the last loss; yields its ``progress(done, total, loss)``."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=desc, unit="step", disable=quiet, dynamic_ncols=True)
+
+    def progress(done: int, total: int, loss: float) -> None:
+        bar.total = total
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
 def cold_start(
     model: Any, tokenizer: Any, config: dict[str, Any], run_dir: Path, *, quiet: bool = False
 ) -> dict:
@@ -298,26 +319,30 @@ def cold_start(
         f"(expert+noise success {100 * stats['success_rate']:.0f}%)",
         quiet=quiet,
     )
-    from tqdm.auto import tqdm
-
-    bar = tqdm(desc="SFT", unit="step", disable=quiet, dynamic_ncols=True)
-
-    def progress(done: int, total: int, loss: float) -> None:
-        bar.total = total
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-
-    losses = supervised_finetune(
-        model,
-        demonstration_batch(demos),
-        epochs=sft["epochs"],
-        lr=sft["lr"],
-        batch_size=sft["batch_size"],
-        seed=config["seed"],
-        prompt_weight=sft["prompt_weight"],
-        progress=progress,
-    )
-    bar.close()
+    data = demonstration_batch(demos)
+    if sft["copy_steps"] > 0:
+        with _progress_bar("copy warm-up", quiet) as progress:
+            copy_losses = copy_warmup(
+                model,
+                data,
+                steps=sft["copy_steps"],
+                lr=sft["lr"],
+                context=sft["copy_context"],
+                seed=config["seed"],
+                progress=progress,
+            )
+        say(f"copy warm-up: {len(copy_losses)} steps, final loss {copy_losses[-1]:.3f}", quiet=quiet)
+    with _progress_bar("SFT", quiet) as progress:
+        losses = supervised_finetune(
+            model,
+            data,
+            epochs=sft["epochs"],
+            lr=sft["lr"],
+            batch_size=sft["batch_size"],
+            seed=config["seed"],
+            prompt_weight=sft["prompt_weight"],
+            progress=progress,
+        )
     engine.close()
     out = run_dir / "sft_model"
     model.save_pretrained(out, safe_serialization=True)

@@ -137,6 +137,25 @@ def demonstration_batch(batch: RolloutBatch) -> UpdateBatch:
     )
 
 
+def sft_optimizer(
+    model: torch.nn.Module, lr: float, total_steps: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW (weight decay 0.01) with a 5% linear warm-up and a cosine decay over ``total_steps``."""
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01
+    )
+    warmup = max(1, total_steps // 20)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: (
+            min(1.0, (s + 1) / warmup)
+            * 0.5
+            * (1 + torch.cos(torch.tensor(torch.pi * s / total_steps)).item())
+        ),
+    )
+    return optimizer, scheduler
+
+
 def supervised_finetune(
     model: torch.nn.Module,
     data: UpdateBatch,
@@ -157,18 +176,9 @@ def supervised_finetune(
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01
-    )
     steps_per_epoch = -(-len(data) // batch_size)
     total = epochs * steps_per_epoch
-    warmup = max(1, total // 20)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda s: (
-            min(1.0, (s + 1) / warmup) * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * s / total)).item())
-        ),
-    )
+    optimizer, scheduler = sft_optimizer(model, lr, total)
     generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     model.train()
