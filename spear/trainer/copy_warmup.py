@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 
 from spear.trainer.actor import UpdateBatch
-from spear.trainer.sft import sft_optimizer
+from spear.trainer.sft import sft_optimizer, sft_step
 
 COPY_SPAN = (4, 16)  # the repeated span's length in tokens, both ends included
 COPY_BATCH = 16
@@ -92,12 +92,7 @@ def copy_warmup(
         input_ids, loss_mask = copy_examples(rows, COPY_BATCH, generator, context=context)
         logits = model(input_ids=input_ids, use_cache=False).logits.float()
         loss = torch.nn.functional.cross_entropy(logits[loss_mask], input_ids[:, 1:][loss_mask[:, :-1]])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
+        losses.append(sft_step(model, optimizer, scheduler, loss))
         if progress is not None:
             progress(step + 1, steps, losses[-1])
     model.eval()

@@ -156,6 +156,21 @@ def sft_optimizer(
     return optimizer, scheduler
 
 
+def sft_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    loss: torch.Tensor,
+) -> float:
+    """One optimizer step on ``loss`` (gradient norm clipped to 1); returns the loss value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    return float(loss.detach())
+
+
 def supervised_finetune(
     model: torch.nn.Module,
     data: UpdateBatch,
@@ -194,12 +209,7 @@ def supervised_finetune(
             else:
                 log_prob, _ = response_log_probs(model, part)
                 loss = -(log_prob * part.response_mask).sum() / part.response_mask.sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(sft_step(model, optimizer, scheduler, loss))
             if progress is not None:
                 progress(len(losses), total, losses[-1])
     model.eval()
