@@ -10,13 +10,13 @@ embedded model trains on sequences made of the demonstrations' own tokens::
 
     [window of `context` tokens of a demonstration] [a span of that window, repeated]
 
-``context`` (``sft.copy_context``) should cover how far back an agent copies from: a
-prompt's question or instruction sits a few hundred tokens before the response.
-
 with the loss on the repeated span's tokens after its first (the first one is the
 cue: from then on each token is the one that followed in the window). The vocabulary
 and text are the environment's, only the task is pure copying (docs/DESIGN.md,
 "Copy warm-up").
+
+``context`` (``sft.copy_context``) should cover how far back an agent copies from: a
+prompt's question or instruction sits a few hundred tokens before the response.
 """
 
 from __future__ import annotations
