@@ -103,16 +103,21 @@ def create_embedded(
     corpus: Iterable[str],
     *,
     vocab_size: int = 2048,
+    number_tokens: int = 0,
     **sizes: Any,
 ) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerBase]:
     """Build the embedded tokenizer and model and ``save_pretrained`` both to ``out_dir``.
 
+    ``vocab_size`` and ``number_tokens`` size the tokenizer (:func:`build_tokenizer`);
     ``sizes`` are the keyword arguments of :func:`build_model`. The directory then
     holds config.json, model.safetensors, generation_config.json, tokenizer.json
     and tokenizer_config.json (chat template inside, for older transformers).
     """
     tokenizer = build_tokenizer(
-        corpus, vocab_size, model_max_length=sizes.get("max_position_embeddings", 2048)
+        corpus,
+        vocab_size,
+        model_max_length=sizes.get("max_position_embeddings", 2048),
+        number_tokens=number_tokens,
     )
     model = build_model(tokenizer, **sizes)
     out = Path(out_dir)

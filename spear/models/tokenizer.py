@@ -10,6 +10,10 @@ speaks the chat format the rollout engine renders prompts with (docs/ROLLOUT.md)
   ``<|im_end|>`` (end of a turn, the EOS token);
 * the markup of both action formats (spec 4.1, 4.4) as added *non-special*
   tokens, so the model emits ``<action>`` in one step and decoding keeps it;
+* optionally (``number_tokens``) the whole numbers ``0 .. number_tokens - 1`` as added
+  tokens too: Qwen2's pre-tokenizer splits every digit, and a small model copies a
+  number it sees as one token (like a word) far more readily than a run of digit tokens
+  that each occur many times in the prompt (docs/envs/math.md);
 * a ChatML chat template with Hermes-style tool calling (system/user/assistant/tool
   roles, ``tools=`` rendered into the system turn, assistant ``tool_calls`` as
   ``<tool_call>`` JSON and tool results as ``<tool_response>`` blocks in a user turn).
@@ -93,7 +97,7 @@ QWEN2_SPLIT_REGEX = (
 )
 
 
-def _train_bpe(corpus: Iterable[str], vocab_size: int) -> Tokenizer:
+def _train_bpe(corpus: Iterable[str], vocab_size: int, number_tokens: int) -> Tokenizer:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -111,16 +115,28 @@ def _train_bpe(corpus: Iterable[str], vocab_size: int) -> Tokenizer:
     )
     tokenizer.train_from_iterator((text for text in corpus if isinstance(text, str)), trainer=trainer)
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in MARKUP_TOKENS])
+    # Added tokens are matched leftmost-longest before pre-tokenisation, so a digit run is cut
+    # into numbers of at most len(str(number_tokens - 1)) digits from its left ("7303" ->
+    # "730", "3"); a leading zero is not a number token ("007" stays "0", "0", "7"). Qwen2
+    # already isolates every digit, so no other text tokenises differently, and a reloaded
+    # copy (AutoTokenizer, Qwen2Tokenizer) keeps the added tokens.
+    numbers = [str(n) for n in range(number_tokens) if str(n) not in tokenizer.get_vocab()]
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in numbers])
     return tokenizer
 
 
 def build_tokenizer(
-    corpus: Iterable[str], vocab_size: int = 2048, *, model_max_length: int = 2048
+    corpus: Iterable[str],
+    vocab_size: int = 2048,
+    *,
+    model_max_length: int = 2048,
+    number_tokens: int = 0,
 ) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE on ``corpus`` and wrap it as a HF fast tokenizer.
 
     ``vocab_size`` counts the 256 byte symbols, the special tokens and the BPE
-    merges (the markup tokens come on top). ``save_pretrained`` writes
+    merges (the markup tokens come on top, and so do the numbers ``0 ..
+    number_tokens - 1`` that are not single digits already). ``save_pretrained`` writes
     ``tokenizer.json`` and ``tokenizer_config.json`` (with the chat template),
     loadable with ``AutoTokenizer.from_pretrained``.
     """
@@ -131,8 +147,10 @@ def build_tokenizer(
         )
     if not isinstance(model_max_length, int) or model_max_length < 1:
         raise ValueError(f"model_max_length must be a positive integer, got {model_max_length!r}")
+    if not isinstance(number_tokens, int) or isinstance(number_tokens, bool) or number_tokens < 0:
+        raise ValueError(f"number_tokens must be an integer >= 0, got {number_tokens!r}")
     return PreTrainedTokenizerFast(
-        tokenizer_object=_train_bpe(corpus, vocab_size),
+        tokenizer_object=_train_bpe(corpus, vocab_size, number_tokens),
         eos_token=IM_END,
         pad_token=PAD_TOKEN,
         bos_token=None,

@@ -110,12 +110,13 @@ def test_the_manifest_config_is_the_environments_profile(env_name):
     """The profile (spear/trainer/presets/envs/<env>.yaml) is the recipe: the shipped policy
     was built with it unchanged, so its documented command regenerates the policy. Keys newer
     than the build are read at their base.yaml defaults, which keep the old behaviour (e.g.
-    ``sft.copy_steps: 0``, no copy warm-up)."""
+    ``sft.copy_steps: 0``, no copy warm-up; ``model.embedded.number_tokens: 0``)."""
     manifest = read_manifest(starting_policy_dir(env_name))
     profile = load_config("spear", [f"env.name={env_name}"])
     defaults = base_config()
     assert manifest["config"]["env"]["options"] == profile["env"]["options"]
-    assert manifest["config"]["model"]["embedded"] == profile["model"]["embedded"]
+    embedded = {**defaults["model"]["embedded"], **manifest["config"]["model"]["embedded"]}
+    assert embedded == profile["model"]["embedded"]
     for section in ("sft", "rollout"):
         assert {**defaults[section], **manifest["config"][section]} == profile[section], section
 

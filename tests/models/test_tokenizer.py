@@ -197,3 +197,50 @@ def test_a_saved_model_reloads_a_token_identical_tokenizer(tok, tmp_path) -> Non
         "x = 3.25 * 40",
     ]:
         assert reloaded.encode(text, add_special_tokens=False) == tok.encode(text, add_special_tokens=False)
+
+
+@pytest.fixture(scope="module")
+def number_tok():
+    return build_tokenizer(CORPUS, vocab_size=600, number_tokens=1000)
+
+
+def test_number_tokens_make_whole_numbers_single_tokens(tok, number_tok) -> None:
+    """Without them Qwen2's pre-tokenizer isolates every digit; with number_tokens=1000 a
+    digit run is cut into numbers of up to three digits from its left, leading zeros alone."""
+    assert tok.tokenize("165") == ["1", "6", "5"]
+    assert number_tok.tokenize("lcm(165, 62)") == ["l", "c", "m", "(", "165", ",", "Ġ", "62", ")"]
+    assert number_tok.tokenize("7303") == ["730", "3"]
+    assert number_tok.tokenize("748110") == ["748", "110"]
+    assert number_tok.tokenize("007") == ["0", "0", "7"]
+    assert number_tok.tokenize("-12.50") == ["-", "12", ".", "50"]
+    # every number below 1000 is one token, and only the digits tokenise differently
+    ids = {number_tok.convert_tokens_to_ids(str(n)) for n in range(1000)}
+    assert len(ids) == 1000 and all(len(number_tok.encode(str(n))) == 1 for n in range(0, 1000, 37))
+    text = "You are in the kitchen. <action>open fridge 1</action>"
+    assert number_tok.tokenize(text) == tok.tokenize(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=any_text)
+def test_number_tokens_keep_the_round_trip(number_tok, text: str) -> None:
+    ids = number_tok.encode(text, add_special_tokens=False)
+    assert number_tok.decode(ids) == unicodedata.normalize("NFC", text)
+
+
+def test_number_tokens_survive_a_reload_next_to_a_qwen2_model(number_tok, tmp_path) -> None:
+    from spear.models.embedded import build_model
+
+    build_model(
+        number_tok, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=16
+    ).save_pretrained(tmp_path)
+    number_tok.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    for text in ["LCM of 165, 219, 62", "print(7303 - 2838 + 4777)", "\\boxed{748110}", "size 12 oz"]:
+        expected = number_tok.encode(text, add_special_tokens=False)
+        assert reloaded.encode(text, add_special_tokens=False) == expected
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "10", True])
+def test_number_tokens_are_validated(bad) -> None:
+    with pytest.raises(ValueError, match="number_tokens"):
+        build_tokenizer(CORPUS, vocab_size=600, number_tokens=bad)
