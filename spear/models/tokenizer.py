@@ -11,9 +11,10 @@ speaks the chat format the rollout engine renders prompts with (docs/ROLLOUT.md)
 * the markup of both action formats (spec 4.1, 4.4) as added *non-special*
   tokens, so the model emits ``<action>`` in one step and decoding keeps it;
 * optionally (``number_tokens``) the whole numbers ``0 .. number_tokens - 1`` as added
-  tokens too: Qwen2's pre-tokenizer splits every digit, and a small model copies a
-  number it sees as one token (like a word) far more readily than a run of digit tokens
-  that each occur many times in the prompt (docs/envs/math.md);
+  tokens too: Qwen2's pre-tokenizer splits every digit, so without them a model copies
+  a number as a run of digit tokens that each occur many times in the prompt; with
+  them, as one token like a word (on math it did not lift the embedded model's cold
+  start: docs/envs/math.md);
 * a ChatML chat template with Hermes-style tool calling (system/user/assistant/tool
   roles, ``tools=`` rendered into the system turn, assistant ``tool_calls`` as
   ``<tool_call>`` JSON and tool results as ``<tool_response>`` blocks in a user turn).
