@@ -121,7 +121,8 @@ def _train_bpe(corpus: Iterable[str], vocab_size: int, number_tokens: int) -> To
     # "730", "3"); a leading zero is not a number token ("007" stays "0", "0", "7"). Qwen2
     # already isolates every digit, so no other text tokenises differently, and a reloaded
     # copy (AutoTokenizer, Qwen2Tokenizer) keeps the added tokens.
-    numbers = [str(n) for n in range(number_tokens) if str(n) not in tokenizer.get_vocab()]
+    vocab = tokenizer.get_vocab()
+    numbers = [str(n) for n in range(number_tokens) if str(n) not in vocab]
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in numbers])
     return tokenizer
 

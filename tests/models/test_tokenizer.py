@@ -42,14 +42,25 @@ def tok():
     return build_tokenizer(CORPUS, vocab_size=600)
 
 
+@pytest.fixture(scope="module")
+def number_tok():
+    return build_tokenizer(CORPUS, vocab_size=600, number_tokens=1000)
+
+
+# every property below holds for both: the plain tokenizer and the one with number tokens
+EITHER = pytest.mark.parametrize("tokenizer_name", ["tok", "number_tok"])
+
+
 # Lone surrogates cannot be UTF-8 encoded, so no decoded model output contains them.
 any_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=300)
 
 
+@EITHER
 @settings(max_examples=200, deadline=None)
 @given(text=any_text)
-def test_any_text_round_trips_losslessly_up_to_nfc(tok, text: str) -> None:
+def test_any_text_round_trips_losslessly_up_to_nfc(request, tokenizer_name: str, text: str) -> None:
     # Qwen2 normalises to NFC before tokenising; everything else is byte-exact
+    tok = request.getfixturevalue(tokenizer_name)
     ids = tok.encode(text, add_special_tokens=False)
     assert tok.decode(ids, skip_special_tokens=False) == unicodedata.normalize("NFC", text)
 
@@ -180,11 +191,14 @@ def test_save_and_load_round_trip(tok, tmp_path) -> None:
     )
 
 
-def test_a_saved_model_reloads_a_token_identical_tokenizer(tok, tmp_path) -> None:
+@EITHER
+def test_a_saved_model_reloads_a_token_identical_tokenizer(request, tokenizer_name: str, tmp_path) -> None:
     """AutoTokenizer rebuilds the tokenizer as Qwen2Tokenizer next to a qwen2 config.json;
-    it must split text exactly like the tokenizer the model was trained with."""
+    it must split text exactly like the tokenizer the model was trained with (added number
+    tokens included)."""
     from spear.models.embedded import build_model
 
+    tok = request.getfixturevalue(tokenizer_name)
     build_model(
         tok, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=16
     ).save_pretrained(tmp_path)
@@ -195,13 +209,12 @@ def test_a_saved_model_reloads_a_token_identical_tokenizer(tok, tmp_path) -> Non
         "go to armchair 1</action>",
         "you see a cabinet 12, a shelf 2.",
         "x = 3.25 * 40",
+        "LCM of 165, 219, 62",
+        "print(7303 - 2838 + 4777)",
+        "\\boxed{748110}",
+        "size 12 oz",
     ]:
         assert reloaded.encode(text, add_special_tokens=False) == tok.encode(text, add_special_tokens=False)
-
-
-@pytest.fixture(scope="module")
-def number_tok():
-    return build_tokenizer(CORPUS, vocab_size=600, number_tokens=1000)
 
 
 def test_number_tokens_make_whole_numbers_single_tokens(tok, number_tok) -> None:
@@ -218,26 +231,6 @@ def test_number_tokens_make_whole_numbers_single_tokens(tok, number_tok) -> None
     assert len(ids) == 1000 and all(len(number_tok.encode(str(n))) == 1 for n in range(0, 1000, 37))
     text = "You are in the kitchen. <action>open fridge 1</action>"
     assert number_tok.tokenize(text) == tok.tokenize(text)
-
-
-@settings(max_examples=100, deadline=None)
-@given(text=any_text)
-def test_number_tokens_keep_the_round_trip(number_tok, text: str) -> None:
-    ids = number_tok.encode(text, add_special_tokens=False)
-    assert number_tok.decode(ids) == unicodedata.normalize("NFC", text)
-
-
-def test_number_tokens_survive_a_reload_next_to_a_qwen2_model(number_tok, tmp_path) -> None:
-    from spear.models.embedded import build_model
-
-    build_model(
-        number_tok, hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=16
-    ).save_pretrained(tmp_path)
-    number_tok.save_pretrained(tmp_path)
-    reloaded = AutoTokenizer.from_pretrained(tmp_path)
-    for text in ["LCM of 165, 219, 62", "print(7303 - 2838 + 4777)", "\\boxed{748110}", "size 12 oz"]:
-        expected = number_tok.encode(text, add_special_tokens=False)
-        assert reloaded.encode(text, add_special_tokens=False) == expected
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "10", True])
