@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-from transformers import PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 PAD_TOKEN = "<|endoftext|>"
 IM_START = "<|im_start|>"
@@ -125,6 +125,12 @@ def _train_bpe(corpus: Iterable[str], vocab_size: int, number_tokens: int) -> To
     numbers = [str(n) for n in range(number_tokens) if str(n) not in vocab]
     tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in numbers])
     return tokenizer
+
+
+def number_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Sorted ids of the tokens that are a whole number (the ten digits and any added numbers)."""
+    vocab = tokenizer.get_vocab()
+    return sorted(i for token, i in vocab.items() if tokenizer.convert_tokens_to_string([token]).isdigit())
 
 
 def build_tokenizer(

@@ -346,6 +346,7 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "sft.prompt_weight", float, minimum=0.0)
     _require(config, "sft.copy_steps", int, minimum=0)
     _require(config, "sft.copy_context", int, minimum=1)
+    _require(config, "sft.copy_random_numbers", bool)
     if group < 2 and config["algorithm"]["estimator"] in ("grpo", "gigpo"):
         raise ConfigError("config key 'rollout.group_size' must be >= 2 for group-relative advantages")
 

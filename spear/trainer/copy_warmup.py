@@ -17,6 +17,11 @@ and text are the environment's, only the task is pure copying (docs/DESIGN.md,
 
 ``context`` (``sft.copy_context``) should cover how far back an agent copies from: a
 prompt's question or instruction sits a few hundred tokens before the response.
+
+With whole numbers as tokens (``model.embedded.number_tokens``) each number token is rare
+in the demonstrations, so the warm-up would copy the few it sees. ``number_ids``
+(``sft.copy_random_numbers``) replaces every number token of a window by one drawn
+uniformly from all of them, so each is copied a few hundred times (docs/envs/math.md).
 """
 
 from __future__ import annotations
@@ -33,7 +38,12 @@ COPY_BATCH = 16
 
 
 def copy_examples(
-    rows: list[torch.Tensor], batch_size: int, generator: torch.Generator, *, context: int
+    rows: list[torch.Tensor],
+    batch_size: int,
+    generator: torch.Generator,
+    *,
+    context: int,
+    number_ids: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch of copy sequences and their loss mask.
 
@@ -41,7 +51,8 @@ def copy_examples(
     Returns ``input_ids`` and ``loss_mask``, both ``(batch_size, context + COPY_SPAN[1])``;
     a sequence whose span is shorter than the longest is right-padded with its own last
     token and masked there. ``loss_mask[b, t]`` marks the positions whose *next* token is
-    a copied one (the span's tokens after its cue).
+    a copied one (the span's tokens after its cue). ``number_ids`` (1-D, sorted): when
+    given, each of these tokens in the window is replaced by a uniformly drawn one of them.
     """
     low, high = COPY_SPAN
     width = context + high
@@ -51,6 +62,8 @@ def copy_examples(
         row = rows[int(torch.randint(len(rows), (1,), generator=generator))]
         start = int(torch.randint(len(row) - context + 1, (1,), generator=generator))
         window = row[start : start + context]
+        if number_ids is not None:
+            window = _random_numbers(window, number_ids, generator)
         length = int(torch.randint(low, high + 1, (1,), generator=generator))
         at = int(torch.randint(context - length + 1, (1,), generator=generator))
         span = window[at : at + length]
@@ -62,6 +75,15 @@ def copy_examples(
     return input_ids, loss_mask
 
 
+def _random_numbers(
+    window: torch.Tensor, number_ids: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """``window`` with each token in ``number_ids`` replaced by a uniformly drawn one of them."""
+    is_number = torch.isin(window, number_ids)
+    drawn = number_ids[torch.randint(len(number_ids), (int(is_number.sum()),), generator=generator)]
+    return window.masked_scatter(is_number, drawn)
+
+
 def copy_warmup(
     model: torch.nn.Module,
     data: UpdateBatch,
@@ -70,13 +92,15 @@ def copy_warmup(
     lr: float,
     context: int,
     seed: int = 0,
+    number_ids: torch.Tensor | None = None,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> list[float]:
     """``steps`` AdamW steps of cross-entropy on copied tokens; returns the loss per step.
 
     ``data``: the demonstrations (their left-padded ``input_ids`` and ``attention_mask``,
     prompt and response); rows shorter than the copy context are not used. The optimiser
-    is the SFT's (:func:`~spear.trainer.sft.sft_optimizer`).
+    is the SFT's (:func:`~spear.trainer.sft.sft_optimizer`). ``number_ids``: see
+    :func:`copy_examples`.
     """
     if steps < 1 or context < 1 or not lr > 0:
         raise ValueError(f"steps, context and lr must be positive, got {steps}, {context}, {lr}")
@@ -89,7 +113,9 @@ def copy_warmup(
     losses: list[float] = []
     model.train()
     for step in range(steps):
-        input_ids, loss_mask = copy_examples(rows, COPY_BATCH, generator, context=context)
+        input_ids, loss_mask = copy_examples(
+            rows, COPY_BATCH, generator, context=context, number_ids=number_ids
+        )
         logits = model(input_ids=input_ids, use_cache=False).logits.float()
         loss = torch.nn.functional.cross_entropy(logits[loss_mask], input_ids[:, 1:][loss_mask[:, :-1]])
         losses.append(sft_step(model, optimizer, scheduler, loss))

@@ -31,6 +31,7 @@ from spear.models.shipped import (
     starting_policy_dir,
     verify_starting_policy,
 )
+from spear.models.tokenizer import number_token_ids
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, saved_threads
@@ -329,6 +330,7 @@ def cold_start(
                 lr=sft["lr"],
                 context=sft["copy_context"],
                 seed=config["seed"],
+                number_ids=torch.tensor(number_token_ids(tokenizer)) if sft["copy_random_numbers"] else None,
                 progress=progress,
             )
         say(f"copy warm-up: {len(copy_losses)} steps, final loss {copy_losses[-1]:.3f}", quiet=quiet)

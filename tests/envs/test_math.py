@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spear.envs import make
-from spear.envs.actions import format_tool_call
+from spear.envs.actions import format_tool_call, parse_tool_calls
 from spear.envs.base import task_split
 from spear.envs.math import ANSWER_FORMAT, DEFAULT_TASKS, TASKS, MathEnv
 from spear.envs.math.answers import last_boxed, strip_latex
@@ -247,10 +247,23 @@ def test_solver_wins_at_least_95_percent(split: str, numbers: str) -> None:
 def test_solver_answers_from_the_tool_output_it_got() -> None:
     env, answer = lcm_env(5)
     first = env.solver()
-    assert "<tool_call>" in first and "\\boxed" not in first
-    assert env.step(first).observation == f"{answer}\n"
+    assert "<tool_call>" in first and not first.rstrip().endswith("}")
+    assert env.step(first).observation == f"\\boxed{{{answer}}}\n"  # the program prints the box
+    assert env.solver() == f"The program printed the answer.\n\\boxed{{{answer}}}"
     env.last_tool_output = "999\n"  # what the environment returned is what the expert reads
-    assert env.solver().endswith("\\boxed{999}")
+    assert env.solver() == "The program printed the answer.\n\\boxed{999}"
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_solver_programs_paste_the_question_line_they_read_the_numbers_from(task: str) -> None:
+    """The model copies a line of its prompt, not numbers found by position (docs/envs/math.md)."""
+    env = MathEnv(split="train", tasks=[task])
+    question, _ = env.reset(3)
+    code = parse_tool_calls(env.solver(), env.tools).calls[0].arguments["code"]
+    assert f"question = {question.splitlines()[0]!r}\n" in code
+    assert code.endswith('print(f"\\\\boxed{{{answer}}}")\n')
+    numbers = re.findall(r"\d+", question.splitlines()[0])
+    assert not any(n in code.replace(question.splitlines()[0], "") for n in numbers if len(n) > 1)
 
 
 # -- robustness -------------------------------------------------------------------------------

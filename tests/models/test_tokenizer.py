@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
 from spear.envs.actions import format_tool_call
-from spear.models.tokenizer import MARKUP_TOKENS, build_tokenizer
+from spear.models.tokenizer import MARKUP_TOKENS, build_tokenizer, number_token_ids
 
 CORPUS = [
     "You are in the kitchen. <think>the apple is in the fridge</think><action>open fridge 1</action>",
@@ -231,6 +231,16 @@ def test_number_tokens_make_whole_numbers_single_tokens(tok, number_tok) -> None
     assert len(ids) == 1000 and all(len(number_tok.encode(str(n))) == 1 for n in range(0, 1000, 37))
     text = "You are in the kitchen. <action>open fridge 1</action>"
     assert number_tok.tokenize(text) == tok.tokenize(text)
+
+
+def test_number_token_ids_are_the_digits_or_every_whole_number(tok, number_tok) -> None:
+    digits = number_token_ids(tok)
+    assert sorted(tok.convert_ids_to_tokens(digits)) == [str(d) for d in range(10)]
+    numbers = number_token_ids(number_tok)
+    assert len(numbers) == 1000 and numbers == sorted(numbers)
+    assert {number_tok.convert_tokens_to_string([t]) for t in number_tok.convert_ids_to_tokens(numbers)} == {
+        str(n) for n in range(1000)
+    }
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "10", True])

@@ -31,6 +31,22 @@ def test_every_masked_position_predicts_the_token_that_followed_it_in_the_window
         assert not mask[:CONTEXT].any()
 
 
+def test_random_numbers_replace_every_number_token_and_the_span_copies_the_replacement():
+    # ids 500..599 play the number tokens; every third token of each row is one of them
+    numbers = torch.arange(500, 600)
+    rows = [torch.arange(100, 300).masked_fill(torch.arange(200) % 3 == 0, 500) for _ in range(4)]
+    generator = torch.Generator().manual_seed(0)
+    input_ids, loss_mask = copy_examples(rows, 64, generator, context=CONTEXT, number_ids=numbers)
+    windows = input_ids[:, :CONTEXT]
+    is_number = torch.isin(windows, numbers)
+    assert torch.equal(is_number, windows >= 500)  # numbers stay numbers, other tokens stay
+    assert len(windows[is_number].unique()) > 90  # drawn from all of them, not the one 500
+    for ids, mask in zip(input_ids, loss_mask, strict=True):
+        span = ids[CONTEXT : CONTEXT + int(mask.sum()) + 1]  # the cue and the copied tokens
+        window = ids[:CONTEXT].tolist()
+        assert any(window[at : at + len(span)] == span.tolist() for at in range(CONTEXT))
+
+
 def _demonstrations(rows: int, length: int, vocab: int) -> UpdateBatch:
     """Left-padded token rows (real length ``length``) in the shape SFT receives them."""
     g = torch.Generator().manual_seed(1)
@@ -71,10 +87,18 @@ def test_bad_arguments_name_the_problem(tiny_model):
         copy_warmup(tiny_model, _demonstrations(4, 96, 300), steps=0, lr=1e-3, context=CONTEXT)
     with pytest.raises(ConfigError, match=r"sft\.copy_steps"):
         micro_config("sft.copy_steps=-1")
+    with pytest.raises(ConfigError, match=r"sft\.copy_random_numbers"):
+        micro_config("sft.copy_random_numbers=3")
 
 
 def test_a_cold_start_with_copy_warmup_reports_it(tmp_path, capsys):
-    config = micro_config(*TINY_MODEL, "model.init=scratch", "sft.copy_steps=3", "sft.copy_context=32")
+    config = micro_config(
+        *TINY_MODEL,
+        "model.init=scratch",
+        "sft.copy_steps=3",
+        "sft.copy_context=32",
+        "sft.copy_random_numbers=true",
+    )
     setup_model(config, tmp_path)
     assert "copy warm-up: 3 steps, final loss" in capsys.readouterr().out
     assert (tmp_path / "sft_model" / "model.safetensors").is_file()

@@ -180,4 +180,7 @@ class MathEnv(Env):
             return "Let me compute this with Python.\n" + format_tool_call("code_interpreter", {"code": code})
         printed = [line.strip() for line in self.last_tool_output.splitlines() if line.strip()]
         answer = printed[-1] if printed else ""
-        return f"The program printed the result.\nThe answer is \\boxed{{{answer}}}"
+        if last_boxed(answer) is None:  # a program that printed a bare answer: box it
+            answer = f"\\boxed{{{answer}}}"
+        # on a line of its own, the box tokenises as in the tool output it is copied from
+        return f"The program printed the answer.\n{answer}"

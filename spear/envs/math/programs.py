@@ -1,19 +1,33 @@
 """The scripted expert's Python programs, one per task (docs/envs/math.md).
 
-Each function turns a problem (a reasoning-gym entry: question and metadata, never
-the answer) into code that computes and prints the answer in the task's format.
-The code runs in the sandbox like any model-written code.
+Each function turns a problem (a reasoning-gym entry: its question, never the answer)
+into code that computes the answer and prints it as ``\\boxed{...}``. The code runs in
+the sandbox like any model-written code.
+
+Every program starts by pasting the question's first line into a string and reads its
+numbers from there with a regular expression, and ends by printing the boxed answer.
+That is how a small model can follow it: copying a line of the prompt verbatim is what
+induction heads do (each token is the one that followed the same context before), while
+writing ``math.gcd(5242, 8544)`` needs the model to find the question's first number
+with no token before it in common; and the final answer is then copied from the tool
+output after the same ``\\boxed{`` cue. docs/envs/math.md has the measurements.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+# Python source fragments (the backslashes are the program's own).
+_NUMBERS = 'numbers = [int(n) for n in re.findall(r"\\d+", question)]\n'
+_PRINT = 'print(f"\\\\boxed{{{answer}}}")\n'
+
+# Exact rational arithmetic: "/" must not turn into a rounded float.
+_ARITHMETIC = """\
+expression = re.sub(r"[^0-9+\\-*/() ]", "", question)
+answer = eval(re.sub(r"\\d+", lambda m: f"Fraction({m.group()})", expression))
+"""
+
 _COUNTDOWN = '''\
-from fractions import Fraction
-from itertools import combinations
-
-
 def solve(items, target):
     """Combine two of the (value, expression) items at a time until one is left."""
     if len(items) == 1:
@@ -21,12 +35,12 @@ def solve(items, target):
     for i, j in combinations(range(len(items)), 2):
         (a, x), (b, y) = items[i], items[j]
         rest = [item for k, item in enumerate(items) if k not in (i, j)]
-        options = [(a + b, f"({{x}} + {{y}})"), (a * b, f"({{x}} * {{y}})"),
-                   (a - b, f"({{x}} - {{y}})"), (b - a, f"({{y}} - {{x}})")]
+        options = [(a + b, f"({x} + {y})"), (a * b, f"({x} * {y})"),
+                   (a - b, f"({x} - {y})"), (b - a, f"({y} - {x})")]
         if b:
-            options.append((a / b, f"({{x}} / {{y}})"))
+            options.append((a / b, f"({x} / {y})"))
         if a:
-            options.append((b / a, f"({{y}} / {{x}})"))
+            options.append((b / a, f"({y} / {x})"))
         for value, expression in options:
             found = solve([*rest, (value, expression)], target)
             if found:
@@ -34,13 +48,19 @@ def solve(items, target):
     return None
 
 
-numbers = {numbers!r}
-expression = solve([(Fraction(n), str(n)) for n in numbers], {target})
-print(expression[1:-1] if expression and expression.startswith("(") else expression)
 '''
 
+# the numbers to use are the comma-separated run; the target is the number outside it
+_COUNTDOWN_SOLVE = """\
+listed = re.search(r"\\d+(?:, \\d+)+", question).group()
+numbers = [int(n) for n in listed.split(", ")]
+target = int(re.findall(r"\\d+", question.replace(listed, "", 1))[0])
+expression = solve([(Fraction(n), str(n)) for n in numbers], target)
+answer = expression[1:-1] if expression.startswith("(") else expression
+"""
+
 _PRIME_FACTORS = """\
-n = {number}
+n = numbers[0]
 factors = []
 d = 2
 while d * d <= n:
@@ -50,56 +70,50 @@ while d * d <= n:
     d += 1
 if n > 1:
     factors.append(n)
-print(" × ".join(map(str, factors)))
+answer = " × ".join(map(str, factors))
 """
 
 _COUNT_PRIMES = """\
-import math
-
-start, end = {start}, {end}
+start, end = numbers[:2]
 is_prime = [False, False] + [True] * (end - 1)
 for i in range(2, math.isqrt(end) + 1):
     if is_prime[i]:
         for j in range(i * i, end + 1, i):
             is_prime[j] = False
-print(sum(is_prime[start : end + 1]))
+answer = sum(is_prime[start : end + 1])
 """
 
-_EXACT_ARITHMETIC = """\
-import re
-from fractions import Fraction
 
-expression = {expression!r}
-# exact rational arithmetic: "/" must not turn into a rounded float
-print(eval(re.sub(r"\\d+", lambda m: f"Fraction({{m.group()}})", expression)))
-"""
+def _program(entry: dict[str, Any], imports: str, body: str, *, definitions: str = "") -> str:
+    """``imports``, ``definitions``, the pasted question line, ``body`` (sets ``answer``), the print."""
+    line = str(entry["question"]).strip().splitlines()[0]
+    return f"{imports}\n{definitions}question = {line!r}\n{body}{_PRINT}"
 
 
 def basic_arithmetic(entry: dict[str, Any]) -> str:
-    return _EXACT_ARITHMETIC.format(expression=entry["metadata"]["expression"])
+    return _program(entry, "import re\nfrom fractions import Fraction\n", _ARITHMETIC)
 
 
 def chain_sum(entry: dict[str, Any]) -> str:
-    return f"print({entry['metadata']['expression']})\n"
+    return _program(entry, "import re\nfrom fractions import Fraction\n", _ARITHMETIC)
 
 
 def countdown(entry: dict[str, Any]) -> str:
-    meta = entry["metadata"]
-    return _COUNTDOWN.format(numbers=list(meta["numbers"]), target=int(meta["target"]))
+    imports = "import re\nfrom fractions import Fraction\nfrom itertools import combinations\n\n"
+    return _program(entry, imports, _COUNTDOWN_SOLVE, definitions=_COUNTDOWN)
 
 
 def gcd(entry: dict[str, Any]) -> str:
-    return f"import math\n\nprint(math.gcd(*{list(entry['metadata']['numbers'])!r}))\n"
+    return _program(entry, "import math\nimport re\n", _NUMBERS + "answer = math.gcd(*numbers)\n")
 
 
 def lcm(entry: dict[str, Any]) -> str:
-    return f"import math\n\nprint(math.lcm(*{list(entry['metadata']['numbers'])!r}))\n"
+    return _program(entry, "import math\nimport re\n", _NUMBERS + "answer = math.lcm(*numbers)\n")
 
 
 def prime_factorization(entry: dict[str, Any]) -> str:
-    return _PRIME_FACTORS.format(number=int(entry["metadata"]["number"]))
+    return _program(entry, "import re\n", _NUMBERS + _PRIME_FACTORS)
 
 
 def count_primes(entry: dict[str, Any]) -> str:
-    meta = entry["metadata"]
-    return _COUNT_PRIMES.format(start=int(meta["start"]), end=int(meta["end"]))
+    return _program(entry, "import math\nimport re\n", _NUMBERS + _COUNT_PRIMES)
