@@ -6,11 +6,12 @@ the sandbox like any model-written code.
 
 Every program starts by pasting the question's first line into a string and reads its
 numbers from there with a regular expression, and ends by printing the boxed answer.
-That is how a small model can follow it: copying a line of the prompt verbatim is what
-induction heads do (each token is the one that followed the same context before), while
-writing ``math.gcd(5242, 8544)`` needs the model to find the question's first number
-with no token before it in common; and the final answer is then copied from the tool
-output after the same ``\\boxed{`` cue. docs/envs/math.md has the measurements.
+So every number a model writes follows the tokens it followed in the question, and
+copying it is what induction heads do (the token that followed the same context before),
+where ``math.gcd(5242, 8544)`` asks the model to find the question's first number with no
+token before it in common; the final answer then follows the same ``\\boxed{`` cue in
+the tool output and in the answer. The embedded model still does not copy the first
+number (docs/envs/math.md has the measurements).
 """
 
 from __future__ import annotations
