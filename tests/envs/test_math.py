@@ -258,12 +258,12 @@ def test_solver_answers_from_the_tool_output_it_got() -> None:
 def test_solver_programs_paste_the_question_line_they_read_the_numbers_from(task: str) -> None:
     """The model copies a line of its prompt, not numbers found by position (docs/envs/math.md)."""
     env = MathEnv(split="train", tasks=[task])
-    question, _ = env.reset(3)
+    line = env.reset(3)[0].splitlines()[0]
     code = parse_tool_calls(env.solver(), env.tools).calls[0].arguments["code"]
-    assert f"question = {question.splitlines()[0]!r}\n" in code
+    assert f"question = {line!r}\n" in code
     assert code.endswith('print(f"\\\\boxed{{{answer}}}")\n')
-    numbers = re.findall(r"\d+", question.splitlines()[0])
-    assert not any(n in code.replace(question.splitlines()[0], "") for n in numbers if len(n) > 1)
+    numbers = re.findall(r"\d+", line)
+    assert not any(n in code.replace(line, "") for n in numbers if len(n) > 1)
 
 
 # -- robustness -------------------------------------------------------------------------------

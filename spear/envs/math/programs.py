@@ -91,11 +91,8 @@ def _program(entry: dict[str, Any], imports: str, body: str, *, definitions: str
     return f"{imports}\n{definitions}question = {line!r}\n{body}{_PRINT}"
 
 
-def basic_arithmetic(entry: dict[str, Any]) -> str:
-    return _program(entry, "import re\nfrom fractions import Fraction\n", _ARITHMETIC)
-
-
-def chain_sum(entry: dict[str, Any]) -> str:
+def arithmetic(entry: dict[str, Any]) -> str:
+    """``basic_arithmetic`` and ``chain_sum``: the question's expression, evaluated exactly."""
     return _program(entry, "import re\nfrom fractions import Fraction\n", _ARITHMETIC)
 
 

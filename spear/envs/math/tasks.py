@@ -81,14 +81,14 @@ TASKS: dict[str, MathTask] = {
     for task in (
         MathTask(
             "basic_arithmetic",
-            programs.basic_arithmetic,
+            programs.arithmetic,
             config={"min_terms": 3, "max_terms": 5, "min_digits": 2, "max_digits": 3},
             accept=_exact_value_matches,
             small={"min_digits": 1, "max_digits": 2},
         ),
         MathTask(
             "chain_sum",
-            programs.chain_sum,
+            programs.arithmetic,
             config={"min_terms": 4, "max_terms": 6, "min_digits": 3},
             small={"min_digits": 1, "max_digits": 2},
         ),
