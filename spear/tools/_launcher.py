@@ -113,7 +113,7 @@ def _set_limits(config: dict[str, Any]) -> None:
 
 
 def _prelude(config: dict[str, Any], source: bytes) -> dict[str, Any]:
-    """The namespace the code starts in: common math modules, and numpy if the code uses it.
+    """The code's namespace: common math modules, numpy if the code uses it, the caller's variables.
 
     Imported before privileges are dropped, so that the prelude works even when
     the interpreter's files are unreadable to the sandbox uid (rlimit backend).
@@ -124,6 +124,7 @@ def _prelude(config: dict[str, Any], source: bytes) -> dict[str, Any]:
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     prelude = PRELUDE + (NUMPY_PRELUDE if _NAMES_NUMPY.search(source) else "")
     exec(compile(prelude, "<prelude>", "exec"), namespace)
+    namespace.update(config["variables"])
     return namespace
 
 

@@ -11,6 +11,7 @@ result in a ``tool`` message::
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from spear.tools.sandbox import SandboxLimits, SandboxResult, run_python
@@ -100,8 +101,9 @@ class CodeInterpreter:
         self.limits = limits or SandboxLimits()
         self.backend = backend
 
-    def run(self, code: str) -> SandboxResult:
-        return run_python(extract_code(code), limits=self.limits, backend=self.backend)
+    def run(self, code: str, variables: Mapping[str, str] | None = None) -> SandboxResult:
+        """Run the model's ``code`` (a Markdown fence is unwrapped), with ``variables`` defined first."""
+        return run_python(extract_code(code), limits=self.limits, backend=self.backend, variables=variables)
 
     def __call__(self, code: str) -> str:
         return observation_text(self.run(code), self.limits.max_output_chars)

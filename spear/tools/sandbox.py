@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import functools
 import json
+import keyword
 import logging
 import math
 import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ BACKENDS: tuple[str, ...] = ("auto", "bwrap", "rlimit")
 SANDBOX_UID = 65534
 SANDBOX_GID = 65534
 MAX_OPEN_FILES = 256
+MAX_VARIABLES_BYTES = 64 * 1024
 _LAUNCHER = Path(__file__).with_name("_launcher.py")
 _LAUNCHER_NAME = "_spear_launcher.py"
 _CODE_NAME = "main.py"
@@ -109,7 +112,13 @@ def _sandbox_env(home: str, tmp: str) -> dict[str, str]:
     }
 
 
-def _launcher_config(limits: SandboxLimits, site_dirs: tuple[str, ...], unshare_net: bool, label: str) -> str:
+def _launcher_config(
+    limits: SandboxLimits,
+    site_dirs: tuple[str, ...],
+    unshare_net: bool,
+    label: str,
+    variables: dict[str, str],
+) -> str:
     return json.dumps(
         {
             # unused by the launcher: it puts the host's throwaway directory in the
@@ -125,6 +134,7 @@ def _launcher_config(limits: SandboxLimits, site_dirs: tuple[str, ...], unshare_
             "max_open_files": MAX_OPEN_FILES,
             "site_dirs": list(site_dirs),
             "code_file": _CODE_NAME,
+            "variables": variables,
         }
     )
 
@@ -148,15 +158,19 @@ def _remove_workdir(workdir: str) -> None:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _command(backend: str, workdir: str, limits: SandboxLimits) -> tuple[list[str], dict[str, str]]:
+def _command(
+    backend: str, workdir: str, limits: SandboxLimits, variables: dict[str, str]
+) -> tuple[list[str], dict[str, str]]:
     layout = python_layout()
     if backend == "bwrap":
         env = _sandbox_env(SANDBOX_DIR, "/tmp")
-        config = _launcher_config(limits, layout.site_dirs, unshare_net=False, label=workdir)
+        config = _launcher_config(
+            limits, layout.site_dirs, unshare_net=False, label=workdir, variables=variables
+        )
         inner = [layout.interpreter, "-I", f"{SANDBOX_DIR}/{_LAUNCHER_NAME}", config]
         return bwrap_command(layout, workdir, env, inner), _sandbox_env(workdir, workdir)
     env = _sandbox_env(workdir, workdir)
-    config = _launcher_config(limits, layout.site_dirs, unshare_net=True, label=workdir)
+    config = _launcher_config(limits, layout.site_dirs, unshare_net=True, label=workdir, variables=variables)
     return [layout.interpreter, "-I", os.path.join(workdir, _LAUNCHER_NAME), config], env
 
 
@@ -195,11 +209,11 @@ def _decode(data: bytes, limit: int) -> tuple[str, bool]:
     return (text[:limit], True) if len(text) > limit else (text, False)
 
 
-def _execute(code: str, limits: SandboxLimits, backend: str) -> SandboxResult:
+def _execute(code: str, limits: SandboxLimits, backend: str, variables: dict[str, str]) -> SandboxResult:
     workdir = tempfile.mkdtemp(prefix="spear-sandbox-")
     try:
         _fill_workdir(workdir, code)
-        argv, env = _command(backend, workdir, limits)
+        argv, env = _command(backend, workdir, limits, variables)
         captured = run_captured(
             argv,
             cwd=workdir,
@@ -231,7 +245,7 @@ def bwrap_problem() -> str | None:
     if not os.path.exists(BWRAP):
         return f"{BWRAP} not found (install it: apt-get install bubblewrap)"
     try:
-        probe = _execute("print(6 * 7)", SandboxLimits(wall_time_s=20.0), "bwrap")
+        probe = _execute("print(6 * 7)", SandboxLimits(wall_time_s=20.0), "bwrap", {})
     except OSError as exc:
         return f"bwrap could not start: {exc}"
     if probe.ok and probe.stdout.strip() == "42":
@@ -253,19 +267,47 @@ def _warn_fallback(problem: str) -> None:
     log.warning("code sandbox: using the weaker 'rlimit' backend (no filesystem isolation): %s", problem)
 
 
-def run_python(code: str, *, limits: SandboxLimits | None = None, backend: str = "auto") -> SandboxResult:
+def _check_variables(variables: Mapping[str, str] | None) -> dict[str, str]:
+    """String variables the code starts with: identifiers, text values, at most 64 KiB in all."""
+    if variables is None:
+        return {}
+    if not isinstance(variables, Mapping):
+        raise ValueError(f"variables must be a mapping of names to strings, got {type(variables).__name__}")
+    for name, value in variables.items():
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"variables: {name!r} is not a Python identifier")
+        if not isinstance(value, str):
+            raise ValueError(f"variables: {name!r} must be a string, got {type(value).__name__}")
+    size = sum(len(name) + len(value.encode("utf-8", "surrogatepass")) for name, value in variables.items())
+    if size > MAX_VARIABLES_BYTES:
+        # they travel in the launcher's command line, which the kernel bounds
+        raise ValueError(f"variables hold {size} bytes; at most {MAX_VARIABLES_BYTES} are allowed")
+    return dict(variables)
+
+
+def run_python(
+    code: str,
+    *,
+    limits: SandboxLimits | None = None,
+    backend: str = "auto",
+    variables: Mapping[str, str] | None = None,
+) -> SandboxResult:
     """Run ``code`` with the prelude of docs/SANDBOX.md in a fresh sandbox; never raises on bad code.
 
-    Raises ``ValueError`` for an unknown ``backend`` or non-text ``code`` and
-    :class:`SandboxUnavailableError` when ``backend="bwrap"`` cannot run here.
+    ``variables`` (names to strings) are defined before the code runs, after the
+    prelude, e.g. ``{"question": text}`` so that code can read a problem without
+    retyping it. Raises ``ValueError`` for an unknown ``backend``, non-text ``code``
+    or bad ``variables``, and :class:`SandboxUnavailableError` when
+    ``backend="bwrap"`` cannot run here.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if not isinstance(code, str):
         raise ValueError(f"code must be a string, got {type(code).__name__}")
+    checked = _check_variables(variables)
     limits = limits or SandboxLimits()
     if backend == "auto":
         backend = detect_backend()
     elif backend == "bwrap" and bwrap_problem() is not None:
         raise SandboxUnavailableError(bwrap_problem())
-    return _execute(code, limits, backend)
+    return _execute(code, limits, backend, checked)

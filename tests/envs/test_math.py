@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from spear.envs import make
 from spear.envs.actions import format_tool_call, parse_tool_calls
 from spear.envs.base import task_split
-from spear.envs.math import ANSWER_FORMAT, DEFAULT_TASKS, TASKS, MathEnv
+from spear.envs.math import ANSWER_FORMAT, DEFAULT_TASKS, QUESTION_VARIABLE, TASKS, MathEnv
 from spear.envs.math.answers import last_boxed, strip_latex
 from spear.envs.math.tasks import Problem, dataset, is_correct
 from spear.tools import CODE_INTERPRETER_SCHEMA, SandboxLimits
@@ -266,6 +266,35 @@ def test_solver_programs_paste_the_question_line_they_read_the_numbers_from(task
     assert not any(n in code.replace(line, "") for n in numbers if len(n) > 1)
 
 
+def test_question_in_sandbox_defines_question_for_the_models_code() -> None:
+    env = MathEnv(tasks=["lcm"], limits=LIMITS, question_in_sandbox=True)
+    prompt, info = env.reset(2)
+    question = env.problem.question  # type: ignore[union-attr]
+    assert prompt == f"{question}\n{QUESTION_VARIABLE}\n{ANSWER_FORMAT}" == info["question"]
+    assert env.step(call("print(question)")).observation == f"{question}\n"
+    plain, _ = lcm_env(2)
+    assert plain.instruction == f"{question}\n{ANSWER_FORMAT}"
+    assert "NameError: name 'question' is not defined" in plain.step(call("print(question)")).observation
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_with_question_in_sandbox_the_programs_hold_no_number_of_the_question(task: str) -> None:
+    env = MathEnv(split="eval", tasks=[task], question_in_sandbox=True)
+    wins = 0
+    for seed in range(8):
+        env.reset(seed)
+        code = parse_tool_calls(env.solver(), env.tools).calls[0].arguments["code"]
+        assert "question =" not in code
+        numbers = re.findall(r"\d+", env.problem.question)  # type: ignore[union-attr]
+        assert not any(n in code for n in numbers if len(n) > 1)
+        for _ in range(env.max_turns):
+            result = env.step(env.solver())
+            if result.done:
+                break
+        wins += result.info["won"]
+    assert wins == 8
+
+
 # -- robustness -------------------------------------------------------------------------------
 
 
@@ -306,6 +335,7 @@ def test_huge_and_odd_responses_do_not_raise() -> None:
         ({"split": "test"}, "split"),
         ({"limits": {"wall_time_s": 1}}, "limits"),
         ({"numbers": "tiny"}, "numbers"),
+        ({"question_in_sandbox": "yes"}, "question_in_sandbox"),
     ],
 )
 def test_bad_options_raise_value_error(options: dict[str, object], name: str) -> None:

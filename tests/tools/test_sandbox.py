@@ -79,6 +79,32 @@ def test_numpy_and_prelude_modules_are_available() -> None:
     assert result.stdout == "5 1/2 12\n", result.stderr
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_variables_are_defined_before_the_code_runs(backend: str) -> None:
+    question = 'LCM of 4, 6? It\'s "quoted"\n× ünïcode'
+    code = "print(question == " + repr(question) + ", math.lcm(*map(int, re.findall(r'\\d+', question))))"
+    result = run_python(code, limits=FAST, backend=backend, variables={"question": question})
+    assert result.stdout == "True 12\n", result.stderr
+    # they come after the prelude (so a name can shadow it) and the traceback stays the code's own
+    result = run_python("print(gcd)\n1 / 0", limits=FAST, backend=backend, variables={"gcd": "mine"})
+    assert result.stdout.startswith("mine\n") and 'File "main.py", line 2' in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        (["question"], "mapping"),
+        ({"2x": "a"}, "'2x' is not a Python identifier"),
+        ({"class": "a"}, "'class' is not a Python identifier"),
+        ({"question": 42}, "'question' must be a string"),
+        ({"question": "x" * 70_000}, "70008 bytes"),
+    ],
+)
+def test_bad_variables_are_rejected_before_running(variables: object, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        run_python("print(1)", limits=FAST, variables=variables)  # type: ignore[arg-type]
+
+
 def test_syntax_error_shows_the_traceback() -> None:
     result = run_python("x = 1\nprint(x +\n", limits=FAST)
     assert not result.ok and result.exit_code == 1

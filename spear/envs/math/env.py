@@ -30,6 +30,7 @@ from spear.tools import CODE_INTERPRETER_SCHEMA, CodeInterpreter, SandboxLimits,
 from spear.tools.sandbox import BACKENDS
 
 ANSWER_FORMAT = "The answer format must be: \\boxed{...}, at the end of your final response."
+QUESTION_VARIABLE = "In the code interpreter, the string variable `question` holds this question."
 CALL_HELP = (
     'Call the tool as <tool_call>{"name": "code_interpreter", "arguments": {"code": "..."}}</tool_call>, '
     "or give the final answer as \\boxed{...}."
@@ -54,6 +55,10 @@ class MathEnv(Env):
         limits: sandbox limits per tool call (default :class:`SandboxLimits`: 5 s, 512 MB).
         backend: sandbox backend, ``"auto"``, ``"bwrap"`` or ``"rlimit"`` (docs/SANDBOX.md).
         numbers: ``"standard"`` or ``"small"`` (operands of 1-2 digits, for small models).
+        question_in_sandbox: define ``question`` (the problem's text) in the sandbox before
+            the model's code runs, and say so in the prompt, so that code can read the
+            numbers instead of retyping them (for models that cannot copy numbers; the
+            expert's programs then read it).
     """
 
     name = "math"
@@ -70,11 +75,15 @@ class MathEnv(Env):
         limits: SandboxLimits | None = None,
         backend: str = "auto",
         numbers: str = "standard",
+        question_in_sandbox: bool = False,
     ) -> None:
         super().__init__(split)
         self.tasks = check_tasks(tasks)
         self.numbers = check_numbers(numbers)
         self.max_turns = _positive_int("max_turns", max_turns)
+        if not isinstance(question_in_sandbox, bool):
+            raise ValueError(f"question_in_sandbox must be true or false, got {question_in_sandbox!r}")
+        self.question_in_sandbox = question_in_sandbox
         if limits is not None and not isinstance(limits, SandboxLimits):
             raise ValueError(f"limits must be a SandboxLimits, got {type(limits).__name__}")
         if backend not in BACKENDS:
@@ -98,7 +107,8 @@ class MathEnv(Env):
         except TypeError:
             raise ValueError(f"seed must be an integer, got {seed!r}") from None
         self.problem = draw_problem(self.tasks, seed, self.split, self.numbers)
-        self.instruction = f"{self.problem.question}\n{ANSWER_FORMAT}"
+        lines = [self.problem.question, QUESTION_VARIABLE, ANSWER_FORMAT]
+        self.instruction = "\n".join(lines if self.question_in_sandbox else lines[::2])
         self.turn, self.done, self.num_tool_calls = 0, False, 0
         self.last_tool_output, self.last_tool_ok = None, False
         info = {"instruction": self.instruction, "question": self.instruction, **self._info(self.instruction)}
@@ -125,7 +135,7 @@ class MathEnv(Env):
     def _run_tool(self, calls: list[ToolCall]) -> str:
         """Run the first call only (spec 4.4: one call per turn); keep its output for the solver."""
         try:
-            result = self.interpreter.run(calls[0].arguments["code"])
+            result = self.interpreter.run(calls[0].arguments["code"], self._sandbox_variables())
         except OSError as exc:  # the host could not start a sandbox: report, do not crash the run
             self.last_tool_output, self.last_tool_ok = None, False
             return f"Error: the code interpreter could not start ({exc})."
@@ -134,6 +144,10 @@ class MathEnv(Env):
         if len(calls) > 1:
             text += f"\n(Only the first of {len(calls)} tool calls was run: one call per turn.)"
         return text
+
+    def _sandbox_variables(self) -> dict[str, str]:
+        assert self.problem is not None
+        return {"question": self.problem.question} if self.question_in_sandbox else {}
 
     def _continue(self, observation: str, *, invalid: bool, called: bool) -> StepResult:
         """A turn without a final answer; at ``max_turns`` the episode ends with reward -1."""
@@ -176,7 +190,7 @@ class MathEnv(Env):
         if self.done or self.problem is None:
             raise RuntimeError("the solver needs a running episode: call reset(seed)")
         if not self.last_tool_ok or not self.last_tool_output:
-            code = TASKS[self.problem.task].program(self.problem.entry)
+            code = TASKS[self.problem.task].program(self.problem.entry, paste=not self.question_in_sandbox)
             return "Let me compute this with Python.\n" + format_tool_call("code_interpreter", {"code": code})
         printed = [line.strip() for line in self.last_tool_output.splitlines() if line.strip()]
         answer = printed[-1] if printed else ""

@@ -4,8 +4,10 @@ Each function turns a problem (a reasoning-gym entry: its question, never the an
 into code that computes the answer and prints it as ``\\boxed{...}``. The code runs in
 the sandbox like any model-written code.
 
-Every program starts by pasting the question's first line into a string and reads its
-numbers from there with a regular expression, and ends by printing the boxed answer.
+Every program reads the question's numbers from a string ``question`` with a regular
+expression and ends by printing the boxed answer. By default it first pastes the
+question's first line into that string; with ``paste=False`` (``MathEnv(question_in_sandbox=True)``)
+the sandbox defines ``question`` and the program holds no number of the question at all.
 So every number a model writes follows the tokens it followed in the question, and
 copying it is what induction heads do (the token that followed the same context before),
 where ``math.gcd(5242, 8544)`` asks the model to find the question's first number with no
@@ -85,33 +87,36 @@ answer = sum(is_prime[start : end + 1])
 """
 
 
-def _program(entry: dict[str, Any], imports: str, body: str, *, definitions: str = "") -> str:
-    """``imports``, ``definitions``, the pasted question line, ``body`` (sets ``answer``), the print."""
+def _program(entry: dict[str, Any], imports: str, body: str, *, paste: bool, definitions: str = "") -> str:
+    """``imports``, ``definitions``, the question line if ``paste``, ``body`` (sets ``answer``), the print."""
     line = str(entry["question"]).strip().splitlines()[0]
-    return f"{imports}\n{definitions}question = {line!r}\n{body}{_PRINT}"
+    question = f"question = {line!r}\n" if paste else ""
+    return f"{imports}\n{definitions}{question}{body}{_PRINT}"
 
 
-def arithmetic(entry: dict[str, Any]) -> str:
+def arithmetic(entry: dict[str, Any], *, paste: bool = True) -> str:
     """``basic_arithmetic`` and ``chain_sum``: the question's expression, evaluated exactly."""
-    return _program(entry, "import re\nfrom fractions import Fraction\n", _ARITHMETIC)
+    return _program(entry, "import re\nfrom fractions import Fraction\n", _ARITHMETIC, paste=paste)
 
 
-def countdown(entry: dict[str, Any]) -> str:
+def countdown(entry: dict[str, Any], *, paste: bool = True) -> str:
     imports = "import re\nfrom fractions import Fraction\nfrom itertools import combinations\n\n"
-    return _program(entry, imports, _COUNTDOWN_SOLVE, definitions=_COUNTDOWN)
+    return _program(entry, imports, _COUNTDOWN_SOLVE, paste=paste, definitions=_COUNTDOWN)
 
 
-def gcd(entry: dict[str, Any]) -> str:
-    return _program(entry, "import math\nimport re\n", _NUMBERS + "answer = math.gcd(*numbers)\n")
+def gcd(entry: dict[str, Any], *, paste: bool = True) -> str:
+    body = _NUMBERS + "answer = math.gcd(*numbers)\n"
+    return _program(entry, "import math\nimport re\n", body, paste=paste)
 
 
-def lcm(entry: dict[str, Any]) -> str:
-    return _program(entry, "import math\nimport re\n", _NUMBERS + "answer = math.lcm(*numbers)\n")
+def lcm(entry: dict[str, Any], *, paste: bool = True) -> str:
+    body = _NUMBERS + "answer = math.lcm(*numbers)\n"
+    return _program(entry, "import math\nimport re\n", body, paste=paste)
 
 
-def prime_factorization(entry: dict[str, Any]) -> str:
-    return _program(entry, "import re\n", _NUMBERS + _PRIME_FACTORS)
+def prime_factorization(entry: dict[str, Any], *, paste: bool = True) -> str:
+    return _program(entry, "import re\n", _NUMBERS + _PRIME_FACTORS, paste=paste)
 
 
-def count_primes(entry: dict[str, Any]) -> str:
-    return _program(entry, "import math\nimport re\n", _NUMBERS + _COUNT_PRIMES)
+def count_primes(entry: dict[str, Any], *, paste: bool = True) -> str:
+    return _program(entry, "import math\nimport re\n", _NUMBERS + _COUNT_PRIMES, paste=paste)

@@ -69,7 +69,7 @@ class MathTask:
     """
 
     name: str
-    program: Callable[[dict[str, Any]], str]
+    program: Callable[..., str]  # program(entry, paste=True) -> the expert's code (programs.py)
     canonical: Callable[[str], str | None] = _integer
     config: dict[str, Any] = field(default_factory=dict)
     accept: Callable[[dict[str, Any]], bool] = lambda entry: True
