@@ -5,15 +5,16 @@ into code that computes the answer and prints it as ``\\boxed{...}``. The code r
 the sandbox like any model-written code.
 
 Every program reads the question's numbers from a string ``question`` with a regular
-expression and ends by printing the boxed answer. By default it first pastes the
-question's first line into that string; with ``paste=False`` (``MathEnv(question_in_sandbox=True)``)
-the sandbox defines ``question`` and the program holds no number of the question at all.
-So every number a model writes follows the tokens it followed in the question, and
-copying it is what induction heads do (the token that followed the same context before),
-where ``math.gcd(5242, 8544)`` asks the model to find the question's first number with no
-token before it in common; the final answer then follows the same ``\\boxed{`` cue in
-the tool output and in the answer. The embedded model still does not copy the first
-number (docs/envs/math.md has the measurements).
+expression and ends by printing the boxed answer. By default (``paste=True``) it first
+pastes the question's first line into that string, so every number a model writes follows
+the tokens it followed in the question, and copying it is what induction heads do (the
+token that followed the same context before), where ``math.gcd(5242, 8544)`` asks the
+model to find the question's first number with no token before it in common. With
+``paste=False`` (``MathEnv(question_in_sandbox=True)``) the sandbox defines ``question``
+and the program holds no number of the question at all. Either way the final answer
+follows the same ``\\boxed{`` cue in the tool output and in the answer. The embedded model
+copies neither the first number nor the printed answer (docs/envs/math.md has the
+measurements).
 """
 
 from __future__ import annotations
