@@ -32,6 +32,15 @@ def lcm_env(seed: int = 0, **options: object) -> tuple[MathEnv, int]:
     return env, math.lcm(*numbers)
 
 
+def solver_wins(env: MathEnv) -> bool:
+    """Play the scripted expert from the current turn to the end of the episode."""
+    for _ in range(env.max_turns):
+        result = env.step(env.solver())
+        if result.done:
+            break
+    return bool(result.info["won"])
+
+
 # -- boxed-answer extraction ------------------------------------------------------------------
 
 
@@ -236,11 +245,7 @@ def test_solver_wins_at_least_95_percent(split: str, numbers: str) -> None:
     wins = 0
     for seed in range(60):
         env.reset(seed)
-        for _ in range(env.max_turns):
-            result = env.step(env.solver())
-            if result.done:
-                break
-        wins += result.info["won"]
+        wins += solver_wins(env)
     assert wins >= 57
 
 
@@ -287,11 +292,7 @@ def test_with_question_in_sandbox_the_programs_hold_no_number_of_the_question(ta
         assert "question =" not in code
         numbers = re.findall(r"\d+", env.problem.question)  # type: ignore[union-attr]
         assert not any(n in code for n in numbers if len(n) > 1)
-        for _ in range(env.max_turns):
-            result = env.step(env.solver())
-            if result.done:
-                break
-        wins += result.info["won"]
+        wins += solver_wins(env)
     assert wins == 8
 
 
