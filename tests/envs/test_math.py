@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from spear.envs import make
 from spear.envs.actions import format_tool_call, parse_tool_calls
 from spear.envs.base import task_split
-from spear.envs.math import ANSWER_FORMAT, DEFAULT_TASKS, QUESTION_VARIABLE, TASKS, MathEnv
+from spear.envs.math import ANSWER_FORMAT, CODE_ANSWER, DEFAULT_TASKS, QUESTION_VARIABLE, TASKS, MathEnv
 from spear.envs.math.answers import last_boxed, strip_latex
 from spear.envs.math.tasks import Problem, dataset, is_correct
 from spear.tools import CODE_INTERPRETER_SCHEMA, SandboxLimits
@@ -296,6 +296,51 @@ def test_with_question_in_sandbox_the_programs_hold_no_number_of_the_question(ta
     assert wins == 8
 
 
+def test_with_code_answers_a_run_that_prints_a_box_last_is_the_final_answer() -> None:
+    env, answer = lcm_env(4, code_answers=True)
+    assert env.instruction.endswith(f"{ANSWER_FORMAT}\n{CODE_ANSWER}")
+    result = env.step(call(f"print('working')\nprint('\\\\boxed{{{answer}}}')"))
+    assert result.done and result.reward == 1.0 and result.info["won"]
+    assert result.info["tool_calls"] == 1 and result.info["answer"] == str(answer)
+    assert result.info["ground_truth"] == str(answer) and result.observation == "Correct."
+
+    env.reset(4)
+    wrong = env.step(call(f"print('\\\\boxed{{{answer + 1}}}')"))
+    assert wrong.done and wrong.reward == -1.0 and not wrong.info["won"] and wrong.info["tool_calls"] == 1
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "print('\\\\boxed{12}')\nprint('more')",  # the box is not the last line
+        "print(12)",  # no box
+        "print('\\\\boxed{12}')\nraise ValueError('after the box')",  # the run failed
+        "print('\\\\boxed{12')",  # an unclosed box
+    ],
+)
+def test_with_code_answers_other_runs_only_show_their_output(code: str) -> None:
+    env, _ = lcm_env(4, code_answers=True)
+    result = env.step(call(code))
+    assert not result.done and result.reward == 0.0 and result.info["tool_calls"] == 1
+    assert not result.info["won"]
+
+
+def test_without_code_answers_a_printed_box_is_only_an_observation() -> None:
+    env, answer = lcm_env(4)
+    assert CODE_ANSWER not in env.instruction
+    result = env.step(call(f"print('\\\\boxed{{{answer}}}')"))
+    assert not result.done and result.observation == f"\\boxed{{{answer}}}\n"
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_with_code_answers_the_expert_wins_in_one_turn(task: str) -> None:
+    env = MathEnv(split="eval", tasks=[task], question_in_sandbox=True, code_answers=True)
+    for seed in range(4):
+        env.reset(seed)
+        result = env.step(env.solver())
+        assert result.done and result.info["won"] and env.turn == 1
+
+
 # -- robustness -------------------------------------------------------------------------------
 
 
@@ -337,6 +382,7 @@ def test_huge_and_odd_responses_do_not_raise() -> None:
         ({"limits": {"wall_time_s": 1}}, "limits"),
         ({"numbers": "tiny"}, "numbers"),
         ({"question_in_sandbox": "yes"}, "question_in_sandbox"),
+        ({"code_answers": 1}, "code_answers"),
     ],
 )
 def test_bad_options_raise_value_error(options: dict[str, object], name: str) -> None:

@@ -5,7 +5,8 @@ one call runs per turn) and sees its output in a ``tool`` message, or answers.
 A response without a tool call is the final answer: the last ``\\boxed{...}`` in
 its final 100 characters is scored by the generator's own checker, reward +1 if
 correct else -1 (spec 3.1 before the tool bonus, which ``spear.algo.rewards``
-adds from the ``tool_calls`` counts reported here).
+adds from the ``tool_calls`` counts reported here). With ``code_answers=True`` a
+code run whose output ends with a ``\\boxed{...}`` line is the final answer too.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from spear.tools.sandbox import BACKENDS
 
 ANSWER_FORMAT = "The answer format must be: \\boxed{...}, at the end of your final response."
 QUESTION_VARIABLE = "In the code interpreter, the string variable `question` holds this question."
+CODE_ANSWER = "Code whose output ends with a \\boxed{...} line gives the final answer."
 CALL_HELP = (
     'Call the tool as <tool_call>{"name": "code_interpreter", "arguments": {"code": "..."}}</tool_call>, '
     "or give the final answer as \\boxed{...}."
@@ -59,6 +61,10 @@ class MathEnv(Env):
             the model's code runs, and say so in the prompt, so that code can read the
             numbers instead of retyping them (for models that cannot copy numbers; the
             expert's programs then read it).
+        code_answers: a code run that succeeds and whose output's last line holds a
+            ``\\boxed{...}`` ends the episode with that answer, as if the model had written
+            it (the prompt says so), so the program answers and the model need not copy the
+            printed number (for models that cannot copy numbers; docs/envs/math.md).
     """
 
     name = "math"
@@ -76,14 +82,17 @@ class MathEnv(Env):
         backend: str = "auto",
         numbers: str = "standard",
         question_in_sandbox: bool = False,
+        code_answers: bool = False,
     ) -> None:
         super().__init__(split)
         self.tasks = check_tasks(tasks)
         self.numbers = check_numbers(numbers)
         self.max_turns = _positive_int("max_turns", max_turns)
-        if not isinstance(question_in_sandbox, bool):
-            raise ValueError(f"question_in_sandbox must be true or false, got {question_in_sandbox!r}")
+        for name, flag in (("question_in_sandbox", question_in_sandbox), ("code_answers", code_answers)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{name} must be true or false, got {flag!r}")
         self.question_in_sandbox = question_in_sandbox
+        self.code_answers = code_answers
         if limits is not None and not isinstance(limits, SandboxLimits):
             raise ValueError(f"limits must be a SandboxLimits, got {type(limits).__name__}")
         if backend not in BACKENDS:
@@ -107,8 +116,10 @@ class MathEnv(Env):
         except TypeError:
             raise ValueError(f"seed must be an integer, got {seed!r}") from None
         self.problem = draw_problem(self.tasks, seed, self.split, self.numbers)
-        lines = [self.problem.question, QUESTION_VARIABLE, ANSWER_FORMAT]
-        self.instruction = "\n".join(lines if self.question_in_sandbox else lines[::2])
+        lines = [self.problem.question]
+        lines += [QUESTION_VARIABLE] if self.question_in_sandbox else []
+        lines += [ANSWER_FORMAT, CODE_ANSWER] if self.code_answers else [ANSWER_FORMAT]
+        self.instruction = "\n".join(lines)
         self.turn, self.done, self.num_tool_calls = 0, False, 0
         self.last_tool_output, self.last_tool_ok = None, False
         info = {"instruction": self.instruction, "question": self.instruction, **self._info(self.instruction)}
@@ -129,7 +140,11 @@ class MathEnv(Env):
             if self.turn >= self.max_turns:
                 # as in the official agent loop, a call in the last turn counts but never runs
                 return self._continue("", invalid=False, called=True)
-            return self._continue(self._run_tool(parsed.calls), invalid=False, called=True)
+            observation = self._run_tool(parsed.calls)
+            printed = self._printed_answer()
+            if printed is not None:
+                return self._answer(printed, tool_calls=1)
+            return self._continue(observation, invalid=False, called=True)
         return self._answer(action_text)
 
     def _run_tool(self, calls: list[ToolCall]) -> str:
@@ -145,6 +160,13 @@ class MathEnv(Env):
             text += f"\n(Only the first of {len(calls)} tool calls was run: one call per turn.)"
         return text
 
+    def _printed_answer(self) -> str | None:
+        """With ``code_answers``: the last output line of a successful run if it holds a box."""
+        if not (self.code_answers and self.last_tool_ok and self.last_tool_output):
+            return None
+        lines = [line.strip() for line in self.last_tool_output.splitlines() if line.strip()]
+        return lines[-1] if lines and last_boxed(lines[-1]) is not None else None
+
     def _sandbox_variables(self) -> dict[str, str]:
         assert self.problem is not None
         return {"question": self.problem.question} if self.question_in_sandbox else {}
@@ -159,8 +181,11 @@ class MathEnv(Env):
         info = self._info(observation, invalid_action=invalid, tool_calls=int(called))
         return StepResult(observation, 0.0, False, info)
 
-    def _answer(self, text: str) -> StepResult:
-        """The final answer: strict last-box rule, the generator's scorer, reward +1 / -1."""
+    def _answer(self, text: str, **flags: Any) -> StepResult:
+        """The final answer: strict last-box rule, the generator's scorer, reward +1 / -1.
+
+        ``flags`` go into the step's info (``tool_calls=1`` for an answer a code run printed).
+        """
         assert self.problem is not None
         boxed = last_boxed(text)
         answer = strip_latex(boxed) if boxed is not None else None
@@ -170,7 +195,8 @@ class MathEnv(Env):
             observation = f"No \\boxed{{...}} answer in the last {ANSWER_WINDOW} characters."
         else:
             observation = "Correct." if won else "Incorrect."
-        info = self._info(observation, won=won, score=float(won), answer=answer, ground_truth=self._truth())
+        outcome = {"won": won, "score": float(won), "answer": answer, "ground_truth": self._truth()}
+        info = self._info(observation, **flags, **outcome)
         return StepResult(observation, 1.0 if won else -1.0, True, info)
 
     def _truth(self) -> str:
