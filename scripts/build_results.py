@@ -6,9 +6,16 @@ Usage::
 
 For each sweep, in the order given: the command that produced it, the spec, the machine it
 ran on, the per-preset table (recomputed from the runs' metrics.jsonl) and the overlay
-plots. Plots and CSVs are copied to ``docs/results/<sweep-name>/``. ``docs/results/`` is
-replaced as a whole, so the output depends only on the sweep directories given and
-regenerates identically.
+plots. Plots and CSVs are copied to ``docs/results/<sweep-name>/``, with the generated
+section as ``section.md``. ``docs/results/`` is replaced as a whole, so the output depends
+only on the directories given and regenerates identically.
+
+A sweep's run directories live where it ran and may be gone later; its section is kept in
+the repository. So an argument may also be such a kept folder, ``docs/results/<name>/``
+(a ``section.md`` and no ``sweep.json``): its section and files are carried over as they
+were generated::
+
+    .venv/bin/python scripts/build_results.py docs/results/household runs/compare-math-B
 """
 
 from __future__ import annotations
@@ -25,6 +32,17 @@ from spear.trainer.sweep import PLOTS, finished_runs, read_metrics, read_sweep
 
 ASSETS = "results"
 COPIED = ("results.csv", "runs.csv")
+SECTION = "section.md"
+
+
+def is_kept_section(path: Path) -> bool:
+    """A folder written by this script (``docs/results/<name>/``), not a sweep directory."""
+    return (path / SECTION).is_file() and not (path / "sweep.json").is_file()
+
+
+def read_kept_section(path: Path) -> dict[str, bytes]:
+    """Every file of a kept section, read before ``docs/results/`` is replaced."""
+    return {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file()}
 
 
 def copy_assets(sweep_dir: Path, target: Path) -> list[str]:
@@ -55,7 +73,7 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
     diagnostics: dict[str, list] = {}
     for preset, _, run_dir in finished_runs(spec, sweep_dir):
         diagnostics.setdefault(preset, []).append(run_diagnostics(read_metrics(run_dir)))
-    return "\n".join(
+    section = "\n".join(
         [
             table.rstrip("\n"),
             "",
@@ -69,6 +87,17 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
             "",
         ]
     )
+    (docs_dir / link / SECTION).write_text(section)
+    return section
+
+
+def restore_section(name: str, files: dict[str, bytes], docs_dir: Path) -> str:
+    """Write a kept section's files back to ``docs/results/<name>/``; returns its text."""
+    target = docs_dir / ASSETS / name
+    target.mkdir(parents=True)
+    for file_name, data in files.items():
+        (target / file_name).write_bytes(data)
+    return files[SECTION].decode()
 
 
 def build(sweeps: list[Path], out: Path, command: str, notes: Path | None = None) -> str:
@@ -77,6 +106,7 @@ def build(sweeps: list[Path], out: Path, command: str, notes: Path | None = None
     if repeated:
         raise ValueError(f"sweeps: two sweep directories are named {', '.join(repeated)}")
     out.parent.mkdir(parents=True, exist_ok=True)
+    kept = {s.name: read_kept_section(s) for s in sweeps if is_kept_section(s)}
     shutil.rmtree(out.parent / ASSETS, ignore_errors=True)  # generated as a whole: no stale sweeps
     header = [
         "# Results",
@@ -89,7 +119,10 @@ def build(sweeps: list[Path], out: Path, command: str, notes: Path | None = None
         "[COMPARE.md](COMPARE.md).",
         "",
     ]
-    sections = [sweep_section(s, out.parent) for s in sweeps]
+    sections = [
+        restore_section(s.name, kept[s.name], out.parent) if s.name in kept else sweep_section(s, out.parent)
+        for s in sweeps
+    ]
     if notes is not None:  # the analysis is written by people; everything above it is generated
         sections.append(f"## Notes (written by hand, from `{notes.name}`)\n\n{notes.read_text().strip()}\n")
     text = "\n".join(header) + "\n" + "\n".join(sections)
@@ -99,7 +132,9 @@ def build(sweeps: list[Path], out: Path, command: str, notes: Path | None = None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweeps", nargs="+", type=Path, help="sweep directories written by spear compare")
+    parser.add_argument(
+        "sweeps", nargs="+", type=Path, help="spear compare sweep directories, or kept docs/results/<name>"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/RESULTS.md"))
     parser.add_argument("--notes", type=Path, help="a Markdown file of analysis appended verbatim")
     args = parser.parse_args(argv)

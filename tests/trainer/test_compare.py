@@ -299,6 +299,22 @@ def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
     assert sorted(p.name for p in (tmp_path / "docs" / "results").iterdir()) == ["cmp"]
 
 
+def test_build_results_carries_over_a_kept_section_when_the_sweep_is_gone(sweep, tmp_path):
+    """docs/results/<name>/ keeps the generated section: passed instead of the sweep directory
+    (deleted with the machine it ran on), it reproduces the same section and files."""
+    build_results = load_build_results()
+    page = tmp_path / "docs" / "RESULTS.md"
+    build_results.main([str(sweep[0]), "--out", str(page)])
+    kept = tmp_path / "docs" / "results" / "cmp"
+    section = (kept / "section.md").read_text()
+    assert section.startswith("## cmp") and section in page.read_text()
+    files = {f.name: f.read_bytes() for f in kept.iterdir()}
+    build_results.main([str(kept), "--out", str(page)])  # read before docs/results is replaced
+    body = page.read_text().split("## cmp", 1)[1]
+    assert body == section.split("## cmp", 1)[1]
+    assert {f.name: f.read_bytes() for f in kept.iterdir()} == files
+
+
 def test_runs_in_parallel_jobs_give_the_same_runs_as_one_at_a_time(tmp_path):
     """--jobs 2 trains each run in its own (spawned) process with the same thread count: the
     runs, and so every table, are those of a sequential sweep. A spawned process starts
