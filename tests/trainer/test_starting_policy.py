@@ -69,11 +69,11 @@ def test_model_init_must_be_auto_shipped_or_scratch():
 
 
 def test_shipped_without_a_shipped_policy_names_the_env_and_the_build_command():
-    assert starting_policy_dir("math") is None
+    assert starting_policy_dir("textworld") is None
     with pytest.raises(ConfigError) as caught:
-        load_config("spear", ["env.name=math", "model.init=shipped"])
-    assert "'math'" in str(caught.value)
-    assert "python scripts/build_starting_policy.py --env math" in str(caught.value)
+        load_config("spear", ["env.name=textworld", "model.init=shipped"])
+    assert "'textworld'" in str(caught.value)
+    assert "python scripts/build_starting_policy.py --env textworld" in str(caught.value)
 
 
 def test_auto_is_shipped_where_a_policy_is_shipped_and_scratch_elsewhere():
@@ -81,9 +81,9 @@ def test_auto_is_shipped_where_a_policy_is_shipped_and_scratch_elsewhere():
     assert household["model"]["init"] == "auto"
     assert start_kind(household) == "shipped" and not runs_sft(household)
     assert prepared_model_path(household, Path("run")) == SHIPPED
-    math = load_config("spear", ["env.name=math"])
-    assert start_kind(math) == "scratch" and runs_sft(math)
-    assert prepared_model_path(math, Path("run")) == Path("run") / "sft_model"
+    textworld = load_config("spear", ["env.name=textworld"])
+    assert start_kind(textworld) == "scratch" and runs_sft(textworld)
+    assert prepared_model_path(textworld, Path("run")) == Path("run") / "sft_model"
     scratch = load_config("spear", ["model.init=scratch"])
     assert start_kind(scratch) == "scratch" and runs_sft(scratch)
     # a given model ignores model.init; sft.enabled=true continues SFT on a given or shipped start
