@@ -9,8 +9,9 @@
 #    tokens/s and peak GPU memory (benchmarks/bench_trl_household.py).
 # It writes OUT_DIR/gpu_check.json (the benchmark's numbers) and OUT_DIR/gpu_check.md
 # (GPU, versions, test summary, table); the committed runs are renamed per GPU
-# (benchmarks/results/gpu_check_h100.*, gpu_check_h200.*), which the README quotes. Needs python3 with torch
-# (CUDA), transformers, accelerate and trl==1.16.0 importable, and this checkout on the path.
+# (benchmarks/results/gpu_check_h100.*, gpu_check_h200.*), which the README quotes.
+# Needs python3 with torch (CUDA), transformers, accelerate and trl==1.16.0 importable,
+# and this checkout on the path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT_DIR=${1:-benchmarks/results}

@@ -16,17 +16,21 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from typing import Any
 
 import torch
 
 from spear.models.embedded import load_model_and_tokenizer
 from spear.models.shipped import read_manifest
+from spear.rollout.batch import RolloutBatch
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.sft import NoisyExpert
 
 
-def expert_batch(model, tokenizer, config: dict, episodes: int):
+def expert_batch(
+    model: torch.nn.Module, tokenizer: Any, config: dict[str, Any], episodes: int
+) -> RolloutBatch:
     """The expert's held-out conversations as a turn-layout batch (one row per response)."""
     rollout = config["rollout"]
     engine = RolloutEngine(
@@ -46,7 +50,7 @@ def expert_batch(model, tokenizer, config: dict, episodes: int):
         engine.close()
 
 
-def row_tokens(batch, i: int) -> tuple[list[int], int]:
+def row_tokens(batch: RolloutBatch, i: int) -> tuple[list[int], int]:
     """Row ``i``'s prompt and response tokens without padding, and where the response starts."""
     p = batch.prompt_length
     prompt = batch.input_ids[i, :p][batch.attention_mask[i, :p].bool()]
