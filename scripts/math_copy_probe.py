@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,8 +24,8 @@ import torch
 from spear.models.embedded import load_model_and_tokenizer
 from spear.models.shipped import read_manifest
 from spear.rollout.batch import RolloutBatch
-from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
+from spear.trainer.loop import rollout_config
 from spear.trainer.sft import NoisyExpert
 
 
@@ -32,18 +33,10 @@ def expert_batch(
     model: torch.nn.Module, tokenizer: Any, config: dict[str, Any], episodes: int
 ) -> RolloutBatch:
     """The expert's held-out conversations as a turn-layout batch (one row per response)."""
-    rollout = config["rollout"]
-    engine = RolloutEngine(
-        model,
-        tokenizer,
-        RolloutConfig(
-            group_size=1,
-            max_new_tokens=rollout["max_new_tokens"],
-            history_length=rollout["history_length"],
-            layout="turn",
-        ),
-        env_options={**config["env"]["options"], "split": "eval"},
-    )
+    # the build's own demonstration settings (the scripted expert does not sample), one row a turn
+    settings = replace(rollout_config(config, group_size=1, temperature=1.0), layout="turn")
+    options = {**config["env"]["options"], "split": "eval"}
+    engine = RolloutEngine(model, tokenizer, settings, env_options=options)
     try:
         return engine.collect("math", list(range(episodes)), policy=NoisyExpert(0.0, keep_think=True))
     finally:

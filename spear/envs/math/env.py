@@ -160,12 +160,17 @@ class MathEnv(Env):
             text += f"\n(Only the first of {len(calls)} tool calls was run: one call per turn.)"
         return text
 
+    def _last_printed_line(self) -> str:
+        """The last non-empty line of the last tool output, stripped ("" when there is none)."""
+        lines = [line.strip() for line in (self.last_tool_output or "").splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
     def _printed_answer(self) -> str | None:
         """With ``code_answers``: the last output line of a successful run if it holds a box."""
-        if not (self.code_answers and self.last_tool_ok and self.last_tool_output):
+        if not (self.code_answers and self.last_tool_ok):
             return None
-        lines = [line.strip() for line in self.last_tool_output.splitlines() if line.strip()]
-        return lines[-1] if lines and last_boxed(lines[-1]) is not None else None
+        line = self._last_printed_line()
+        return line if last_boxed(line) is not None else None
 
     def _sandbox_variables(self) -> dict[str, str]:
         assert self.problem is not None
@@ -218,8 +223,7 @@ class MathEnv(Env):
         if not self.last_tool_ok or not self.last_tool_output:
             code = TASKS[self.problem.task].program(self.problem.entry, paste=not self.question_in_sandbox)
             return "Let me compute this with Python.\n" + format_tool_call("code_interpreter", {"code": code})
-        printed = [line.strip() for line in self.last_tool_output.splitlines() if line.strip()]
-        answer = printed[-1] if printed else ""
+        answer = self._last_printed_line()
         if last_boxed(answer) is None:  # a program that printed a bare answer: box it
             answer = f"\\boxed{{{answer}}}"
         # on a line of its own, the box tokenises as in the tool output it is copied from
