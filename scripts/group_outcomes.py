@@ -6,7 +6,8 @@ all fail, or mix (only mixed groups give an outcome advantage), at given rollout
 
 Plays ``--groups`` training tasks (seeds 1000, 1001, ...) ``--group-size`` times each with
 the run settings of the ``spear`` preset plus ``overrides``; default model: the shipped
-starting policy of the environment.
+starting policy of the environment. Where the environment reports ``info["task_type"]``
+(household, math, ALFWorld), the same shares are printed per task type.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import numpy as np
 import torch
 
+from spear.envs import make
 from spear.models.embedded import load_model_and_tokenizer
 from spear.models.shipped import starting_policy_dir
 from spear.rollout.engine import RolloutEngine
@@ -38,6 +40,7 @@ def main() -> None:
     config = load_config("spear", [f"env.name={args.env}", *args.overrides])
     model, tokenizer = load_model_and_tokenizer(args.model or starting_policy_dir(args.env))
     seeds = list(range(1000, 1000 + args.groups))
+    task_types = _task_types(args.env, config["env"]["options"], seeds)
     for temperature in (float(t) for t in args.temperatures.split(",")):
         engine = RolloutEngine(
             model,
@@ -51,11 +54,27 @@ def main() -> None:
             wins.append(np.array([t.won for t in batch.trajectories]).reshape(-1, args.group_size))
         engine.close()
         won = np.concatenate(wins).sum(axis=1)
-        print(
-            f"T={temperature}: success {np.concatenate(wins).mean():.3f}; groups all-win "
-            f"{(won == args.group_size).mean():.2f}, all-fail {(won == 0).mean():.2f}, mixed "
-            f"{((won > 0) & (won < args.group_size)).mean():.2f} ({args.groups} groups of {args.group_size})"
-        )
+        print(f"T={temperature}: {_shares(won, args.group_size)} ({args.groups} groups of {args.group_size})")
+        for name in sorted(set(task_types) - {None}):
+            of_type = won[np.array([t == name for t in task_types])]
+            print(f"  {name}: {_shares(of_type, args.group_size)} ({len(of_type)} groups)")
+
+
+def _task_types(env_name: str, options: dict, seeds: list[int]) -> list[str | None]:
+    """Each training task's ``info["task_type"]`` at reset (None where the env reports none)."""
+    env = make(env_name, **{**options, "split": "train"})
+    try:
+        return [env.reset(seed)[1].get("task_type") for seed in seeds]
+    finally:
+        env.close()
+
+
+def _shares(won: np.ndarray, group_size: int) -> str:
+    """Success and the shares of all-win, all-fail and mixed groups, from wins per group."""
+    return (
+        f"success {won.mean() / group_size:.3f}; groups all-win {(won == group_size).mean():.2f}, "
+        f"all-fail {(won == 0).mean():.2f}, mixed {((won > 0) & (won < group_size)).mean():.2f}"
+    )
 
 
 if __name__ == "__main__":

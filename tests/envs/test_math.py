@@ -204,7 +204,7 @@ def test_reset_gives_the_question_with_the_answer_format() -> None:
     assert info["question"] == info["instruction"] == obs == env.instruction
     assert info["anchor_obs"] == obs and info["num_tool_calls_total"] == 0
     assert {"won", "score", "invalid_action", "tool_calls"} <= info.keys()
-    assert info["task"] in DEFAULT_TASKS
+    assert info["task_type"] in DEFAULT_TASKS
 
 
 def test_same_seed_same_problem() -> None:

@@ -209,8 +209,10 @@ class MathEnv(Env):
         return self.problem.ground_truth
 
     def _info(self, anchor_obs: str, **flags: Any) -> dict[str, Any]:
-        task = self.problem.task if self.problem is not None else None
-        return step_info(**flags, num_tool_calls_total=self.num_tool_calls, anchor_obs=anchor_obs, task=task)
+        task_type = self.problem.task if self.problem is not None else None
+        return step_info(
+            **flags, num_tool_calls_total=self.num_tool_calls, anchor_obs=anchor_obs, task_type=task_type
+        )
 
     def solver(self) -> str:
         """The scripted expert: first a program that computes the answer, then box what it printed.
