@@ -5,9 +5,9 @@ The shared start is the shipped starting policy of the environment
 the sweep (``--from-scratch`` forces that), or ``--model``.
 
 The sweep directory's layout is in :mod:`spear.trainer.sweep`, the tables and plots in
-:mod:`spear.trainer.report`. Runs are resumable: a run with ``final_model/`` and
-``summary.json`` is finished, a run with a checkpoint is resumed
-(``spear.trainer.run.resume``), any other is restarted.
+:mod:`spear.trainer.report`. Runs are resumable: a run with ``summary.json`` is finished
+(also when archived without its weights, :func:`spear.trainer.sweep.archive_sweep`), a run
+with a checkpoint is resumed (``spear.trainer.run.resume``), any other is restarted.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ A sweep directory holds::
     runs.csv                   one row per preset x seed
     plots/*.png                overlays: one line per preset, mean over seeds, min-max band
 
-:mod:`spear.trainer.compare` fills it; :mod:`spear.trainer.report` summarises it.
+:mod:`spear.trainer.compare` fills it; :mod:`spear.trainer.report` summarises it;
+:func:`archive_sweep` keeps its finished runs without weights (docs/COMPARE.md).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from spear.trainer.config import ConfigError, load_config, parse_override
 
 SPEC_FILE = "sweep.json"
 SUMMARY_FILE = "summary.json"
+ARCHIVED_RUN_FILES = ("config.yaml", "metrics.jsonl", SUMMARY_FILE)
 COLD_START = "cold_start"
 RUNS = "runs"
 PLOTS = "plots"
@@ -229,7 +232,9 @@ def read_sweep(sweep_dir: Path) -> tuple[SweepSpec, dict[str, Any]]:
 
 
 def is_finished(run_dir: Path) -> bool:
-    return (Path(run_dir) / "final_model").is_dir() and (Path(run_dir) / SUMMARY_FILE).is_file()
+    """A run is finished once compare wrote its ``summary.json`` (after ``final_model/``,
+    which an archived run leaves out: :func:`archive_sweep`)."""
+    return (Path(run_dir) / SUMMARY_FILE).is_file()
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -250,3 +255,35 @@ def finished_runs(spec: SweepSpec, sweep_dir: Path) -> list[tuple[str, int, Path
     """(preset, seed, run_dir) of the sweep's finished runs, seed-major."""
     runs = [(p, s, Path(sweep_dir) / RUNS / f"{p}-seed{s}") for s in spec.seeds for p in spec.presets]
     return [run for run in runs if is_finished(run[2])]
+
+
+def archive_sweep(sweep_dir: Path, dest: Path) -> list[str]:
+    """Copy what a sweep's tables need, without weights or checkpoints, into ``dest``.
+
+    ``dest`` gets ``sweep.json``, the shared ``cold_start/`` if the sweep built one, and of
+    each finished run its ``config.yaml``, ``metrics.jsonl`` and ``summary.json`` (about
+    110 KB for a 90-step household run, against ~25 MB with its model and checkpoints), so
+    a long sweep's finished part can be committed and outlive the machine it ran on. Copied
+    back to a sweep directory, it resumes: the archived runs count as finished and
+    ``spear compare --out`` trains only the others. A ``dest`` that holds an earlier
+    archive is replaced; any other existing one is refused. Returns the archived runs' names.
+    """
+    sweep_dir, dest = Path(sweep_dir), Path(dest)
+    spec, _ = read_sweep(sweep_dir)
+    if dest.exists() and not (dest / SPEC_FILE).is_file():
+        raise ConfigError(f"{dest} exists and is not a sweep archive (no {SPEC_FILE}); choose another folder")
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    shutil.copyfile(sweep_dir / SPEC_FILE, partial / SPEC_FILE)
+    if (sweep_dir / COLD_START).is_dir():
+        shutil.copytree(sweep_dir / COLD_START, partial / COLD_START)
+    names = []
+    for _, _, run_dir in finished_runs(spec, sweep_dir):
+        (partial / RUNS / run_dir.name).mkdir(parents=True)
+        for name in ARCHIVED_RUN_FILES:
+            shutil.copyfile(run_dir / name, partial / RUNS / run_dir.name / name)
+        names.append(run_dir.name)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(partial, dest)
+    return names

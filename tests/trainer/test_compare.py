@@ -271,12 +271,16 @@ def test_steps_and_env_default_to_the_config():
     assert spec.seeds == (0,)
 
 
-def load_build_results():
-    path = Path(__file__).resolve().parents[2] / "scripts" / "build_results.py"
-    spec = importlib.util.spec_from_file_location("build_results", path)
+def load_script(name):
+    path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_build_results():
+    return load_script("build_results")
 
 
 def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
@@ -334,3 +338,39 @@ def test_runs_in_parallel_jobs_give_the_same_runs_as_one_at_a_time(tmp_path):
     assert sweep(tmp_path / "parallel", 2) == sweep(tmp_path / "sequential", 1)
     with pytest.raises(ConfigError, match="--jobs"):
         compare(sweep_spec(["grpo"], 1, 1, env="parity"), tmp_path / "bad", command="test", jobs=0)
+
+
+def test_an_archive_keeps_the_finished_runs_without_weights_and_resumes(sweep, tmp_path, monkeypatch):
+    """scripts/archive_sweep.py keeps what the tables need (no model, no checkpoints), so a
+    long sweep's finished part can be committed: its tables equal the sweep's, build_results
+    accepts it, and copied back as a sweep directory only the runs it lacks are trained."""
+    out = sweep[0]
+    archive_sweep = load_script("archive_sweep")
+    archive = tmp_path / "archive"
+    assert archive_sweep.main([str(out), str(archive)]) == 0
+    run_files = sorted(p.relative_to(archive / "runs").as_posix() for p in (archive / "runs").rglob("*"))
+    kept = ("config.yaml", "metrics.jsonl", "summary.json")
+    assert run_files == sorted([*RUNS, *(f"{run}/{name}" for run in RUNS for name in kept)])
+    assert (archive / "cold_start").is_dir()  # the micro sweep built its shared start
+    for name in ("results.csv", "runs.csv"):
+        assert (archive / name).read_text() == (out / name).read_text()
+
+    page = tmp_path / "docs" / "RESULTS.md"
+    assert load_build_results().main([str(archive), "--out", str(page)]) == 0
+    assert (out / "results.md").read_text().split("| preset |")[1].split("\n\n")[0] in page.read_text()
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    assert archive_sweep.main([str(out), str(tmp_path / "mine")]) == 2  # not an archive: refused
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    assert archive_sweep.main([str(out), str(archive)]) == 0  # an earlier archive is replaced
+
+    restored = tmp_path / "restored"
+    shutil.copytree(archive, restored)
+    shutil.rmtree(restored / "runs" / "spear-seed1")
+    calls = Calls(monkeypatch)
+    assert main(cli_args(restored)) == 0
+    assert calls.log == [("train", "spear-seed1")]
+    assert (restored / "results.csv").read_text().splitlines()[0] == (
+        out / "results.csv"
+    ).read_text().splitlines()[0]
