@@ -279,13 +279,9 @@ def load_script(name):
     return module
 
 
-def load_build_results():
-    return load_script("build_results")
-
-
 def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
     out = sweep[0]
-    build_results = load_build_results()
+    build_results = load_script("build_results")
     page = tmp_path / "docs" / "RESULTS.md"
     assert build_results.main([str(out), "--out", str(page)]) == 0
     text = page.read_text()
@@ -306,7 +302,7 @@ def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
 def test_build_results_carries_over_a_kept_section_when_the_sweep_is_gone(sweep, tmp_path):
     """docs/results/<name>/ keeps the generated section: passed instead of the sweep directory
     (deleted with the machine it ran on), it reproduces the same section and files."""
-    build_results = load_build_results()
+    build_results = load_script("build_results")
     page = tmp_path / "docs" / "RESULTS.md"
     build_results.main([str(sweep[0]), "--out", str(page)])
     kept = tmp_path / "docs" / "results" / "cmp"
@@ -356,7 +352,7 @@ def test_an_archive_keeps_the_finished_runs_without_weights_and_resumes(sweep, t
         assert (archive / name).read_text() == (out / name).read_text()
 
     page = tmp_path / "docs" / "RESULTS.md"
-    assert load_build_results().main([str(archive), "--out", str(page)]) == 0
+    assert load_script("build_results").main([str(archive), "--out", str(page)]) == 0
     assert (out / "results.md").read_text().split("| preset |")[1].split("\n\n")[0] in page.read_text()
 
     (tmp_path / "mine").mkdir()
