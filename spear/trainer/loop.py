@@ -77,7 +77,32 @@ def rollout_config(
 
 PROMPT_KEYS = ("prompt_style", "history_length", "show_admissible")  # rollout keys that shape a prompt
 EVAL_SEED_OFFSET = 7919  # the eval engine's sampler seed is config seed + this
+RANK_SEED_STRIDE = 104729  # each data-parallel process samples from its own stream
 EVAL_BATCH = 64  # held-out episodes played together
+
+
+def make_engine(
+    model: Any,
+    tokenizer: Any,
+    config: dict[str, Any],
+    split: str,
+    *,
+    group_size: int,
+    temperature: float,
+    rank: int = 0,
+) -> RolloutEngine:
+    """The rollout engine a run plays ``split`` ("train" or "eval") with: one rule for its
+    sampler seed, so the trainer, the starting-policy build (whose recorded evaluation a run
+    reuses) and the TRL integration play the same episodes from the same config."""
+    seed = config["seed"] + (0 if split == "train" else EVAL_SEED_OFFSET) + RANK_SEED_STRIDE * rank
+    env = config["env"]
+    return RolloutEngine(
+        model,
+        tokenizer,
+        rollout_config(config, group_size=group_size, temperature=temperature, seed=seed),
+        env_options={**env["options"], "split": split},
+        env_workers=env["workers"],
+    )
 
 
 def eval_batch_size(episodes: int) -> int:
@@ -145,8 +170,25 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(params, lr=actor["lr"], weight_decay=actor["weight_decay"])
         self.total_steps = config["steps"]
         self.env_name = config["env"]["name"]
-        self.engine = self._engine("train", config["rollout"]["group_size"], config["rollout"]["temperature"])
-        self.eval_engine = self._engine("eval", 1, config["eval"]["temperature"])
+        r = config["rollout"]
+        self.engine = make_engine(
+            model,
+            tokenizer,
+            config,
+            "train",
+            group_size=r["group_size"],
+            temperature=r["temperature"],
+            rank=self._rank,
+        )
+        self.eval_engine = make_engine(
+            model,
+            tokenizer,
+            config,
+            "eval",
+            group_size=1,
+            temperature=config["eval"]["temperature"],
+            rank=self._rank,
+        )
         probe = make(self.env_name, **config["env"]["options"])
         self.method = Method(config, tokenizer, probe.action_format)
         probe.close()
@@ -168,22 +210,6 @@ class Trainer:
     def _barrier(self) -> None:
         if self.parallel is not None:
             self.parallel.barrier()
-
-    def _engine(self, split: str, group_size: int, temperature: float) -> RolloutEngine:
-        cfg = rollout_config(
-            self.config,
-            group_size=group_size,
-            temperature=temperature,
-            seed=self.config["seed"] + (0 if split == "train" else EVAL_SEED_OFFSET) + 104729 * self._rank,
-        )
-        env = self.config["env"]
-        return RolloutEngine(
-            self.model,
-            self.tokenizer,
-            cfg,
-            env_options={**env["options"], "split": split},
-            env_workers=env["workers"],
-        )
 
     @property
     def _rank(self) -> int:

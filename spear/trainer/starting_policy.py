@@ -25,17 +25,10 @@ import torch
 import spear
 from spear.models.embedded import count_parameters
 from spear.models.shipped import MANIFEST, MAX_BYTES, file_digest, pretrained_root, verify_starting_policy
-from spear.rollout.engine import RolloutEngine
 from spear.trainer.checkpoint import staged_folder
 from spear.trainer.config import ConfigError, load_config
 from spear.trainer.evaluate import episode_outcomes, play_held_out, summarize
-from spear.trainer.loop import (
-    EVAL_SEED_OFFSET,
-    eval_batch_size,
-    eval_settings,
-    rollout_config,
-    save_run_settings,
-)
+from spear.trainer.loop import eval_batch_size, eval_settings, make_engine, save_run_settings
 from spear.trainer.run import runs_sft, say, setup_model
 
 PRESET = "spear"
@@ -81,16 +74,8 @@ def evaluate_policy(model: Any, tokenizer: Any, config: dict[str, Any], episodes
     """Held-out success and score as a run's eval engine measures them (same seeds and settings),
     with each episode's outcome and those settings: a run from this policy with equal settings
     reuses the outcomes as its evaluation before RL (``spear.trainer.run.recorded_start_outcomes``)."""
-    engine = RolloutEngine(
-        model,
-        tokenizer,
-        rollout_config(
-            config,
-            group_size=1,
-            temperature=config["eval"]["temperature"],
-            seed=config["seed"] + EVAL_SEED_OFFSET,
-        ),
-        env_options={**config["env"]["options"], "split": "eval"},
+    engine = make_engine(
+        model, tokenizer, config, "eval", group_size=1, temperature=config["eval"]["temperature"]
     )
     try:
         records = play_held_out(engine, config["env"]["name"], episodes, batch_size=eval_batch_size(episodes))

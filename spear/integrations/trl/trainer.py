@@ -37,9 +37,8 @@ from trl import GRPOConfig, GRPOTrainer
 from spear.algo.replay import ReplayBuffer, ReplayConfig
 from spear.envs import make
 from spear.integrations.trl.rows import fit_width, step_signal, trl_rows
-from spear.rollout.engine import RolloutEngine
 from spear.trainer.actor import LossSettings, micro_batch_objective
-from spear.trainer.loop import rollout_config
+from spear.trainer.loop import make_engine
 from spear.trainer.method import Method, step_seed
 
 TASK_PREFIX = "task "
@@ -254,18 +253,14 @@ class SpearGRPOTrainer(GRPOTrainer):
         self.optimizer_steps_per_rl_step = (
             args.steps_per_generation * args.num_iterations // args.gradient_accumulation_steps
         )
-        rank = self.accelerator.process_index
-        self.engine = RolloutEngine(
+        self.engine = make_engine(
             self.model,
             tokenizer,
-            rollout_config(
-                config,
-                group_size=args.num_generations,
-                temperature=args.temperature,
-                seed=config["seed"] + 104729 * rank,
-            ),
-            env_options={**env["options"], "split": "train"},
-            env_workers=env["workers"],
+            config,
+            "train",
+            group_size=args.num_generations,
+            temperature=args.temperature,
+            rank=self.accelerator.process_index,
         )
 
     # ------------------------------------------------------------------ bookkeeping
