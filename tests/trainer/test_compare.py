@@ -372,6 +372,21 @@ def test_an_archive_keeps_the_finished_runs_without_weights_and_resumes(sweep, t
     ).read_text().splitlines()[0]
 
 
+@pytest.mark.parametrize(
+    "archive", sorted(p.parent for p in (Path(__file__).parents[2] / "sweeps").glob("*/sweep.json")), ids=str
+)
+def test_the_committed_sweep_archives_hold_every_run_their_tables_list(archive):
+    """What sweeps/README.md promises: a checkout holds each archived run's files, so a sweep
+    is continued elsewhere and its tables rebuilt (a .gitignore rule once kept every runs/
+    folder out of the repository and left only the tables)."""
+    with open(archive / "runs.csv", newline="") as f:
+        listed = [row["run_dir"] for row in csv.DictReader(f)]
+    assert listed
+    for run in listed:
+        for name in ("config.yaml", "metrics.jsonl", "summary.json", "eval_outcomes.json"):
+            assert (archive / run / name).is_file(), f"{archive.name}/{run}/{name} is missing"
+
+
 def test_eval_outcomes_of_an_older_run_are_replayed_and_checked(sweep, tmp_path):
     """scripts/eval_outcomes.py gives a run written before per-episode outcomes were kept
     exactly the file the run would have written, and refuses when the replay disagrees with
