@@ -81,6 +81,11 @@ RANK_SEED_STRIDE = 104729  # each data-parallel process samples from its own str
 EVAL_BATCH = 64  # held-out episodes played together
 
 
+def sampler_seed(config: dict[str, Any], split: str, rank: int = 0) -> int:
+    """The seed of the engine that plays ``split`` ("train" or "eval") in process ``rank``."""
+    return config["seed"] + (0 if split == "train" else EVAL_SEED_OFFSET) + RANK_SEED_STRIDE * rank
+
+
 def make_engine(
     model: Any,
     tokenizer: Any,
@@ -91,15 +96,17 @@ def make_engine(
     temperature: float,
     rank: int = 0,
 ) -> RolloutEngine:
-    """The rollout engine a run plays ``split`` ("train" or "eval") with: one rule for its
-    sampler seed, so the trainer, the starting-policy build (whose recorded evaluation a run
-    reuses) and the TRL integration play the same episodes from the same config."""
-    seed = config["seed"] + (0 if split == "train" else EVAL_SEED_OFFSET) + RANK_SEED_STRIDE * rank
+    """The rollout engine a run plays ``split`` ("train" or "eval") with, seeded by
+    :func:`sampler_seed`: the trainer, the starting-policy build (whose recorded evaluation a
+    run reuses, :func:`eval_settings`) and the TRL integration play the same episodes from the
+    same config."""
     env = config["env"]
     return RolloutEngine(
         model,
         tokenizer,
-        rollout_config(config, group_size=group_size, temperature=temperature, seed=seed),
+        rollout_config(
+            config, group_size=group_size, temperature=temperature, seed=sampler_seed(config, split, rank)
+        ),
         env_options={**env["options"], "split": split},
         env_workers=env["workers"],
     )
@@ -120,7 +127,7 @@ def eval_settings(config: dict[str, Any], model: torch.nn.Module) -> dict[str, A
         "env_options": config["env"]["options"],
         "rollout": {key: r[key] for key in (*PROMPT_KEYS, "max_turns", "max_new_tokens", "top_p", "layout")},
         "temperature": config["eval"]["temperature"],
-        "seed": config["seed"] + EVAL_SEED_OFFSET,
+        "seed": sampler_seed(config, "eval"),
         "batch": EVAL_BATCH,
         "device": parameter.device.type,
         "dtype": str(parameter.dtype).removeprefix("torch."),
