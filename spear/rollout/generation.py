@@ -19,6 +19,7 @@ Log-probabilities (spec 2.2 step 7):
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -106,6 +107,17 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def cache_argument(model: torch.nn.Module) -> str:
+    """The name under which the model's ``forward`` takes the KV cache.
+
+    transformers 5 renamed ``past_key_values`` to ``cache``; the old name warns and
+    is due to be removed (in 5.40), while releases before the rename only know it.
+    A peft wrapper forwards ``**kwargs``, so the wrapped model's signature decides.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
 def prefill(
     model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_token_id: int, cache: DynamicCache
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,9 +135,9 @@ def prefill(
         input_ids=input_ids,
         attention_mask=attention_mask,
         position_ids=positions,
-        past_key_values=cache,
         use_cache=True,
         logits_to_keep=1,
+        **{cache_argument(model): cache},
     ).logits[:, -1, :]
     if len(unique) < len(prompts):
         expand = torch.tensor(inverse, device=device)
@@ -195,6 +207,7 @@ def generate(
     eos = set(int(t) for t in eos_token_ids)
 
     cache = DynamicCache()
+    cache_kwarg = cache_argument(model)
     logits, attention_mask, next_positions = prefill(model, prompts, pad_token_id, cache)
     active = list(range(len(prompts)))  # original row of each batch position
     outputs = [Generation([], [], [], "length") for _ in prompts]
@@ -229,7 +242,7 @@ def generate(
             input_ids=tokens[:, None],
             attention_mask=attention_mask,
             position_ids=next_positions[:, None],
-            past_key_values=cache,
             use_cache=True,
+            **{cache_kwarg: cache},
         ).logits[:, -1, :]
         next_positions = next_positions + 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 
 import pytest
 import torch
 
-from spear.rollout.generation import StopChecker, generate, left_pad, top_p_filter
+from spear.models.embedded import build_model
+from spear.rollout.generation import StopChecker, cache_argument, generate, left_pad, top_p_filter
 
 PROMPTS = ["The counter shows 3.", "<think>", "What is 2 * 3 + 4? Put the answer in \\boxed{}."]
 
@@ -135,3 +138,27 @@ def test_bad_arguments(model, tokenizer) -> None:
     with pytest.raises(ValueError, match="tokenizer"):
         generate(model, prompts, max_new_tokens=2, pad_token_id=0, stop=["x"])
     assert generate(model, [], max_new_tokens=2, pad_token_id=0) == []
+
+
+def test_the_cache_goes_under_the_name_the_model_declares(model, tokenizer) -> None:
+    class OldStyle(torch.nn.Module):
+        def forward(self, input_ids, attention_mask=None, past_key_values=None, use_cache=None):
+            raise NotImplementedError
+
+    assert cache_argument(OldStyle()) == "past_key_values"
+    expected = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    assert cache_argument(model) == expected
+    with warnings.catch_warnings():
+        # transformers 5 warns on the old name and will remove it: generation must not use it.
+        warnings.filterwarnings("error", message=".*past_key_values.*", category=FutureWarning)
+        generate(model, encode_all(tokenizer), max_new_tokens=3, pad_token_id=0)
+
+
+def test_a_peft_wrapper_is_asked_through_its_base_model(model, tokenizer) -> None:
+    peft = pytest.importorskip("peft")
+    fresh = build_model(
+        tokenizer, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64
+    )
+    wrapped = peft.get_peft_model(fresh, peft.LoraConfig(r=2, target_modules=["q_proj"]))
+    assert cache_argument(wrapped) == cache_argument(model)
+    assert len(generate(wrapped, encode_all(tokenizer), max_new_tokens=2, pad_token_id=0)) == len(PROMPTS)
