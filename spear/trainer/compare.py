@@ -248,9 +248,21 @@ def _follow(bar: Any, plans: list[RunPlan], steps: int, every_s: float = 1.0) ->
         thread.join()
 
 
+def _start_worker(threads: int, hf_progress_bars: bool) -> None:
+    """Give a spawned run process this process's torch thread count and HF progress-bar
+    setting: a spawned process starts from defaults, so without this the CLI's choice to
+    hide transformers' save/load bars would not reach the runs."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    torch.set_num_threads(threads)
+    if not hf_progress_bars:
+        hf_logging.disable_progress_bar()
+
+
 def _run_all(plans: list[RunPlan], jobs: int) -> Iterator[tuple[RunPlan, dict[str, Any]]]:
     """``run_one`` of every plan, ``jobs`` at a time (in fresh processes when ``jobs > 1``,
-    each with this process's torch thread count), yielding each summary as its run ends."""
+    set up by ``_start_worker``), yielding each summary as its run ends."""
     if jobs == 1:
         for plan in plans:
             yield plan, run_one(plan)
@@ -259,12 +271,11 @@ def _run_all(plans: list[RunPlan], jobs: int) -> Iterator[tuple[RunPlan, dict[st
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     import torch
+    from transformers.utils import logging as hf_logging
 
-    threads = torch.get_num_threads()
+    setup = (torch.get_num_threads(), hf_logging.is_progress_bar_enabled())
     spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock
-    with ProcessPoolExecutor(
-        jobs, mp_context=spawn, initializer=torch.set_num_threads, initargs=(threads,)
-    ) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_start_worker, initargs=setup) as pool:
         futures = {pool.submit(run_one, plan): plan for plan in plans}
         for future in as_completed(futures):
             yield futures[future], future.result()

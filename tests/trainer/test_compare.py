@@ -332,10 +332,11 @@ def test_build_results_carries_over_a_kept_section_when_the_sweep_is_gone(sweep,
     assert {f.name: f.read_bytes() for f in kept.iterdir()} == files
 
 
-def test_runs_in_parallel_jobs_give_the_same_runs_as_one_at_a_time(tmp_path):
+def test_runs_in_parallel_jobs_give_the_same_runs_as_one_at_a_time(tmp_path, capfd):
     """--jobs 2 trains each run in its own (spawned) process with the same thread count: the
     runs, and so every table, are those of a sequential sweep. A spawned process starts
-    empty, so the environment is named by import path (tests/trainer is on sys.path)."""
+    empty, so the environment is named by import path (tests/trainer is on sys.path), and
+    the CLI's hidden HF save bars must be hidden there too."""
 
     def sweep(out, jobs):
         args = ["compare", "--env", "parity_env:ParityEnv", "--presets", "grpo,spear", "--seeds", "1"]
@@ -348,7 +349,9 @@ def test_runs_in_parallel_jobs_give_the_same_runs_as_one_at_a_time(tmp_path):
             for run in ("grpo-seed0", "spear-seed0")
         }
 
-    assert sweep(tmp_path / "parallel", 2) == sweep(tmp_path / "sequential", 1)
+    parallel = sweep(tmp_path / "parallel", 2)
+    assert "Writing model shards" not in capfd.readouterr().err
+    assert parallel == sweep(tmp_path / "sequential", 1)
     with pytest.raises(ConfigError, match="--jobs"):
         compare(sweep_spec(["grpo"], 1, 1, env="parity"), tmp_path / "bad", command="test", jobs=0)
 
