@@ -221,7 +221,11 @@ def runs_sft(config: dict[str, Any]) -> bool:
 
 def _ready_for_rl(model: Any, config: dict[str, Any]) -> Any:
     if config["model"]["gradient_checkpointing"]:
-        model.gradient_checkpointing_enable()
+        # transformers 5 renamed it activation checkpointing; the old name warns and goes in v6.
+        enable = (
+            getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        )
+        enable()
     if config["model"]["lora"]["enabled"]:
         model = apply_lora(model, config["model"]["lora"])
     return model
