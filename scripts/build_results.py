@@ -26,7 +26,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from spear.trainer.evidence import diagnostics_table, gains_table, run_diagnostics, start_gains_table
+from spear.trainer.evaluate import load_outcomes
+from spear.trainer.evidence import (
+    diagnostics_table,
+    gains_table,
+    pooled_episodes_table,
+    run_diagnostics,
+    start_gains_table,
+)
 from spear.trainer.report import OVERLAYS, aggregate, results_markdown, run_summaries
 from spear.trainer.sweep import PLOTS, finished_runs, read_metrics, read_sweep
 
@@ -71,8 +78,10 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
         runs_csv=f"{link}/runs.csv",
     )
     diagnostics: dict[str, list] = {}
-    for preset, _, run_dir in finished_runs(spec, sweep_dir):
+    outcomes: dict[tuple[str, int], dict] = {}
+    for preset, seed, run_dir in finished_runs(spec, sweep_dir):
         diagnostics.setdefault(preset, []).append(run_diagnostics(read_metrics(run_dir)))
+        outcomes[(preset, seed)] = load_outcomes(run_dir)
     section = "\n".join(
         [
             table.rstrip("\n"),
@@ -84,6 +93,10 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
             f"### {sweep_dir.name}: final eval against the start, paired by episode (each run)",
             "",
             start_gains_table(summaries, spec.presets),
+            "",
+            f"### {sweep_dir.name}: final eval success, paired by episode and pooled over seeds",
+            "",
+            pooled_episodes_table(outcomes, spec.presets),
             "",
             f"### {sweep_dir.name}: mechanism diagnostics (mean over seeds)",
             "",

@@ -3,7 +3,9 @@
 Runs of one sweep with the same seed start from the same cold-start weights and
 draw the same task seeds, so the gain of a method over its base is measured per seed
 (``method - base``) and then averaged; the seed-to-seed spread of the difference is
-the honest error bar.
+the honest error bar. Every evaluation of a sweep also plays the same held-out episodes,
+so two of them can be compared episode by episode as well, pooling the seeds' episodes
+(:func:`pooled_episodes_table`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from typing import Any
+
+from spear.trainer.evaluate import PairedGain, paired_gain
 
 # (method, base) pairs of the paper's tables, and the ablations of spec 6 against full SPEAR
 PAIRS = (
@@ -174,4 +178,53 @@ def diagnostics_table(diagnostics: dict[str, list[dict[str, float | None]]]) -> 
             values = [r[key] for r in runs if r[key] is not None]
             cells.append(_fmt(statistics.fmean(values) if values else None, scale, digits))
         lines.append(f"| {preset} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pooled_gain(pairs: Sequence[tuple[dict[str, list], dict[str, list]]]) -> PairedGain | None:
+    """:func:`paired_gain` (B - A) over the concatenated episodes of several (A, B) outcome
+    pairs, e.g. one per seed. Each pair's two evaluations played the same episodes, and
+    different runs' episodes are independent, so the pooled test stays exact. Pairs that
+    lack outcomes or differ in length are left out; None when none is left."""
+    usable = [(a, b) for a, b in pairs if a and b and len(a["won"]) == len(b["won"])]
+    if not usable:
+        return None
+
+    def join(sides: list[dict[str, list]]) -> dict[str, list]:
+        return {key: [v for side in sides for v in side[key]] for key in ("won", "failed")}
+
+    return paired_gain(join([a for a, _ in usable]), join([b for _, b in usable]))
+
+
+def pooled_episodes_table(outcomes: dict[tuple[str, int], dict[str, Any]], presets: Sequence[str]) -> str:
+    """Markdown: final eval success compared episode by episode and pooled over seeds: each
+    preset against its start, then each (method, base) pair of :func:`pairs_for` final
+    against final on the seeds both ran. ``outcomes`` maps (preset, seed) to a run's stored
+    ``{"before": ..., "after": ...}`` (:func:`spear.trainer.evaluate.load_outcomes`)."""
+    lines = [
+        "| comparison | seeds | episodes | difference (points, 95% CI) | won only by the first "
+        "| won only by the second | McNemar p |",
+        "|" + "---|" * 7,
+    ]
+
+    def row(label: str, pairs: list[tuple[dict[str, list], dict[str, list]]]) -> None:
+        gain = pooled_gain(pairs)
+        if gain is None:
+            lines.append(f"| {label} | {len(pairs)} | 0 | n/a | n/a | n/a | n/a |")
+            return
+        low, high = gain.ci
+        lines.append(
+            f"| {label} | {len(pairs)} | {gain.episodes} | {100 * gain.gain:+.1f} ({100 * low:+.1f} to "
+            f"{100 * high:+.1f}) | {gain.won_after_only} | {gain.won_before_only} | {gain.p_value:.2g} |"
+        )
+
+    for preset in presets:
+        runs = [o for (p, _), o in sorted(outcomes.items()) if p == preset]
+        row(f"{preset} - its start", [(o.get("before"), o.get("after")) for o in runs])
+    for method, base in pairs_for(presets):
+        seeds = sorted(s for p, s in outcomes if p == method and (base, s) in outcomes)
+        row(
+            f"{method} - {base}",
+            [(outcomes[(base, s)].get("after"), outcomes[(method, s)].get("after")) for s in seeds],
+        )
     return "\n".join(lines)

@@ -310,6 +310,7 @@ def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
         assert (assets / name).read_bytes() == (out / "plots" / name).read_bytes()
         assert f"(results/cmp/{name})" in text
     assert "(results/cmp/runs.csv)" in text and (assets / "runs.csv").is_file()
+    assert "paired by episode and pooled over seeds" in text and "| spear - grpo | 2 | 4 |" in text
     (tmp_path / "docs" / "results" / "old-sweep").mkdir()
     build_results.main([str(out), "--out", str(page)])
     assert page.read_text() == text  # regenerated identically, and nothing stale is left

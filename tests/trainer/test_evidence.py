@@ -6,6 +6,8 @@ from spear.trainer.evidence import (
     gains_table,
     paired_difference,
     pairs_for,
+    pooled_episodes_table,
+    pooled_gain,
     ratio_of_means,
     run_diagnostics,
     start_gains_table,
@@ -96,3 +98,45 @@ def test_start_gains_table_counts_runs_that_moved_by_mcnemar():
     rows = start_gains_table(runs, ["drbot", "grpo"]).splitlines()
     assert rows[2] == "| drbot | 2 | +6.0 | 1 | 0 | 1 | 0 |"
     assert rows[3] == "| grpo | 2 | -60.0 | 0 | 1 | 0 | 1 |"
+
+
+def outcomes(won, failed=None):
+    return {"won": won, "failed": failed or [False] * len(won)}
+
+
+def test_pooled_gain_concatenates_the_seeds_episodes():
+    # seed 0: B alone wins episodes 1 and 3, A alone episode 2; seed 1: B alone wins episode 0,
+    # and episode 1 failed in B's evaluation, so it is left out: n = 5, c = 3, b = 1
+    pairs = [
+        (outcomes([1, 0, 1, 0]), outcomes([1, 1, 0, 1])),
+        (outcomes([0, 0]), outcomes([1, 0], failed=[False, True])),
+        (None, outcomes([1])),  # a run without stored outcomes: left out
+    ]
+    gain = pooled_gain(pairs)
+    assert (gain.episodes, gain.won_after_only, gain.won_before_only) == (5, 3, 1)
+    assert gain.gain == pytest.approx(0.4)
+    half = 1.959964 * ((4 - 4 / 5) / 25) ** 0.5  # ((b + c) - (c - b)^2 / n) / n^2
+    assert gain.ci == pytest.approx((0.4 - half, 0.4 + half))
+    assert gain.p_value == pytest.approx(2 * (1 + 4) / 16)  # exact McNemar, b = 1 of 4
+    assert pooled_gain([(None, None)]) is None
+
+
+def test_pooled_episodes_table_compares_with_the_start_and_between_presets():
+    start = outcomes([0, 0, 1, 1])
+    runs = {
+        ("drbot", 0): {"before": start, "after": outcomes([1, 0, 1, 1])},
+        ("spear", 0): {"before": start, "after": outcomes([1, 1, 1, 0])},
+        ("spear", 1): {"before": start, "after": outcomes([1, 1, 1, 1])},  # no drbot seed 1: not paired
+        ("grpo", 0): {},  # written before outcomes were kept
+    }
+    rows = pooled_episodes_table(runs, ["grpo", "drbot", "spear"]).splitlines()
+    assert rows[2] == "| grpo - its start | 1 | 0 | n/a | n/a | n/a | n/a |"
+    assert rows[3].startswith("| drbot - its start | 1 | 4 | +25.0 (")
+    assert rows[4].startswith("| spear - its start | 2 | 8 | +37.5 (")  # 4 won only after, 1 only before
+    assert rows[4].endswith("| 4 | 1 | 0.38 |")
+    assert rows[5].startswith(
+        "| spear - drbot | 1 | 4 | +0.0 ("
+    )  # spear alone wins episode 1, drbot episode 3
+    assert rows[5].endswith("| 1 | 1 | 1 |")
+    assert rows[6] == "| spear - grpo | 1 | 0 | n/a | n/a | n/a | n/a |"
+    assert len(rows) == 7
