@@ -181,40 +181,52 @@ def diagnostics_table(diagnostics: dict[str, list[dict[str, float | None]]]) -> 
     return "\n".join(lines)
 
 
-def pooled_gain(pairs: Sequence[tuple[dict[str, list], dict[str, list]]]) -> PairedGain | None:
+Outcomes = dict[str, list]  # one evaluation's :func:`spear.trainer.evaluate.episode_outcomes`
+
+
+def usable_pairs(pairs: Sequence[tuple[Outcomes | None, Outcomes | None]]) -> list[tuple[Outcomes, Outcomes]]:
+    """The (A, B) pairs with both outcomes kept and the same number of episodes."""
+    return [(a, b) for a, b in pairs if a and b and len(a["won"]) == len(b["won"])]
+
+
+def pooled_gain(pairs: Sequence[tuple[Outcomes | None, Outcomes | None]]) -> PairedGain | None:
     """:func:`paired_gain` (B - A) over the concatenated episodes of several (A, B) outcome
-    pairs, e.g. one per seed. Each pair's two evaluations played the same episodes, and
-    different runs' episodes are independent, so the pooled test stays exact. Pairs that
-    lack outcomes or differ in length are left out; None when none is left."""
-    usable = [(a, b) for a, b in pairs if a and b and len(a["won"]) == len(b["won"])]
+    pairs, e.g. one per seed. Each pair's two evaluations played the same held-out tasks;
+    every evaluation samples its own actions, so the pooled pairs are independent plays
+    and the exact test holds conditionally on those tasks (it says nothing about other
+    tasks, nor about other training seeds). Pairs that lack outcomes or differ in length
+    are left out; None when no episode is left."""
+    usable = usable_pairs(pairs)
     if not usable:
         return None
 
-    def join(sides: list[dict[str, list]]) -> dict[str, list]:
+    def join(sides: list[Outcomes]) -> Outcomes:
         return {key: [v for side in sides for v in side[key]] for key in ("won", "failed")}
 
-    return paired_gain(join([a for a, _ in usable]), join([b for _, b in usable]))
+    gain = paired_gain(join([a for a, _ in usable]), join([b for _, b in usable]))
+    return gain if gain.episodes else None
 
 
 def pooled_episodes_table(outcomes: dict[tuple[str, int], dict[str, Any]], presets: Sequence[str]) -> str:
     """Markdown: final eval success compared episode by episode and pooled over seeds: each
     preset against its start, then each (method, base) pair of :func:`pairs_for` final
     against final on the seeds both ran. ``outcomes`` maps (preset, seed) to a run's stored
-    ``{"before": ..., "after": ...}`` (:func:`spear.trainer.evaluate.load_outcomes`)."""
+    ``{"before": ..., "after": ...}`` (:func:`spear.trainer.evaluate.load_outcomes`); the
+    seeds column counts the runs (or pairs of runs) whose outcomes were kept."""
     lines = [
         "| comparison | seeds | episodes | difference (points, 95% CI) | won only by the first "
         "| won only by the second | McNemar p |",
         "|" + "---|" * 7,
     ]
 
-    def row(label: str, pairs: list[tuple[dict[str, list], dict[str, list]]]) -> None:
-        gain = pooled_gain(pairs)
+    def row(label: str, pairs: list[tuple[Outcomes | None, Outcomes | None]]) -> None:
+        gain, seeds = pooled_gain(pairs), len(usable_pairs(pairs))
         if gain is None:
-            lines.append(f"| {label} | {len(pairs)} | 0 | n/a | n/a | n/a | n/a |")
+            lines.append(f"| {label} | {seeds} | 0 | n/a | n/a | n/a | n/a |")
             return
         low, high = gain.ci
         lines.append(
-            f"| {label} | {len(pairs)} | {gain.episodes} | {100 * gain.gain:+.1f} ({100 * low:+.1f} to "
+            f"| {label} | {seeds} | {gain.episodes} | {100 * gain.gain:+.1f} ({100 * low:+.1f} to "
             f"{100 * high:+.1f}) | {gain.won_after_only} | {gain.won_before_only} | {gain.p_value:.2g} |"
         )
 

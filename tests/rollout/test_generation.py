@@ -159,6 +159,8 @@ def test_a_peft_wrapper_is_asked_through_its_base_model(model, tokenizer) -> Non
     fresh = build_model(
         tokenizer, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64
     )
-    wrapped = peft.get_peft_model(fresh, peft.LoraConfig(r=2, target_modules=["q_proj"]))
+    wrapped = peft.get_peft_model(
+        fresh, peft.LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM")
+    )
     assert cache_argument(wrapped) == cache_argument(model)
     assert len(generate(wrapped, encode_all(tokenizer), max_new_tokens=2, pad_token_id=0)) == len(PROMPTS)

@@ -119,6 +119,7 @@ def test_pooled_gain_concatenates_the_seeds_episodes():
     assert gain.ci == pytest.approx((0.4 - half, 0.4 + half))
     assert gain.p_value == pytest.approx(2 * (1 + 4) / 16)  # exact McNemar, b = 1 of 4
     assert pooled_gain([(None, None)]) is None
+    assert pooled_gain([(outcomes([1], failed=[True]), outcomes([0]))]) is None  # no episode left
 
 
 def test_pooled_episodes_table_compares_with_the_start_and_between_presets():
@@ -130,7 +131,7 @@ def test_pooled_episodes_table_compares_with_the_start_and_between_presets():
         ("grpo", 0): {},  # written before outcomes were kept
     }
     rows = pooled_episodes_table(runs, ["grpo", "drbot", "spear"]).splitlines()
-    assert rows[2] == "| grpo - its start | 1 | 0 | n/a | n/a | n/a | n/a |"
+    assert rows[2] == "| grpo - its start | 0 | 0 | n/a | n/a | n/a | n/a |"
     assert rows[3].startswith("| drbot - its start | 1 | 4 | +25.0 (")
     assert rows[4].startswith("| spear - its start | 2 | 8 | +37.5 (")  # 4 won only after, 1 only before
     assert rows[4].endswith("| 4 | 1 | 0.38 |")
@@ -138,5 +139,5 @@ def test_pooled_episodes_table_compares_with_the_start_and_between_presets():
         "| spear - drbot | 1 | 4 | +0.0 ("
     )  # spear alone wins episode 1, drbot episode 3
     assert rows[5].endswith("| 1 | 1 | 1 |")
-    assert rows[6] == "| spear - grpo | 1 | 0 | n/a | n/a | n/a | n/a |"
+    assert rows[6] == "| spear - grpo | 0 | 0 | n/a | n/a | n/a | n/a |"
     assert len(rows) == 7
