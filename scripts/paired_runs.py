@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spear.trainer.evaluate import EPISODE_FIELDS, PairedGain, load_outcomes, paired_gain, summarize
+from spear.trainer.evaluate import PairedGain, concat_outcomes, load_outcomes, paired_gain, summarize
 from spear.trainer.run import saved_config
 
 
@@ -63,16 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         "| episodes won only in A | only in B | McNemar p |"
     )
     print("|---" * 7 + "|")
-    pooled: dict[str, dict[str, list]] = {side: {field: [] for field in EPISODE_FIELDS} for side in "AB"}
     for name in names:
         (run_a, a), (run_b, b) = runs_a[name], runs_b[name]
         same_tasks(run_a, run_b)
         print(row(name, a, b))
-        for side, outcomes in (("A", a), ("B", b)):
-            for field in EPISODE_FIELDS:
-                pooled[side][field] += outcomes[field]
     if len(names) > 1:
-        print(row(f"{len(names)} runs pooled", pooled["A"], pooled["B"]))
+        pooled_a = concat_outcomes([runs_a[name][1] for name in names])
+        pooled_b = concat_outcomes([runs_b[name][1] for name in names])
+        print(row(f"{len(names)} runs pooled", pooled_a, pooled_b))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ def episode_outcomes(records: list[TrajectoryRecord]) -> dict[str, list]:
     """Per-episode outcomes of held-out play, column by column (JSON-ready): what
     :func:`summarize` needs, so an evaluation can be stored and summarised again later."""
     return {name: [getattr(r, name) for r in records] for name in EPISODE_FIELDS}
+
+
+def concat_outcomes(
+    parts: Sequence[dict[str, list]], fields: Sequence[str] = EPISODE_FIELDS
+) -> dict[str, list]:
+    """Several evaluations' :func:`episode_outcomes` as one, the episodes of each part in
+    turn (e.g. to pool the seeds of a sweep); only ``fields`` are kept."""
+    return {field: [value for part in parts for value in part[field]] for field in fields}
 
 
 def summarize(outcomes: dict[str, list]) -> EvalResult:

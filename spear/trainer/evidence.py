@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from spear.trainer.evaluate import PairedGain, paired_gain
+from spear.trainer.evaluate import PairedGain, concat_outcomes, paired_gain
 
 # (method, base) pairs of the paper's tables, and the ablations of spec 6 against full SPEAR
 PAIRS = (
@@ -199,11 +199,10 @@ def pooled_gain(pairs: Sequence[tuple[Outcomes | None, Outcomes | None]]) -> Pai
     usable = usable_pairs(pairs)
     if not usable:
         return None
-
-    def join(sides: list[Outcomes]) -> Outcomes:
-        return {key: [v for side in sides for v in side[key]] for key in ("won", "failed")}
-
-    gain = paired_gain(join([a for a, _ in usable]), join([b for _, b in usable]))
+    fields = ("won", "failed")  # all that paired_gain reads
+    before = concat_outcomes([a for a, _ in usable], fields)
+    after = concat_outcomes([b for _, b in usable], fields)
+    gain = paired_gain(before, after)
     return gain if gain.episodes else None
 
 
