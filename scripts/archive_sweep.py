@@ -6,7 +6,7 @@ Usage::
 
 A long sweep outlives a session but not the machine it runs on. The archive holds
 ``sweep.json`` and each finished run's ``config.yaml``, ``metrics.jsonl``,
-``summary.json`` and ``eval_outcomes.json`` (``spear.trainer.sweep.archive_sweep``), plus
+``summary.json`` and ``eval_outcomes.json`` (``spear.experiments.sweep.archive_sweep``), plus
 the tables and plots of those runs (``results.md``, ``results.csv``, ``runs.csv``,
 ``plots/``), so ``scripts/build_results.py`` accepts it like the sweep itself. To go on with the sweep
 elsewhere, copy the archive to a sweep directory and run the sweep's command with that
@@ -19,9 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from spear.experiments.report import write_results
+from spear.experiments.sweep import archive_sweep
 from spear.trainer.config import ConfigError
-from spear.trainer.report import write_results
-from spear.trainer.sweep import archive_sweep
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,16 +26,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from spear.trainer.evaluate import load_outcomes
-from spear.trainer.evidence import (
+from spear.experiments.evidence import (
     diagnostics_table,
     gains_table,
     pooled_episodes_table,
     run_diagnostics,
     start_gains_table,
 )
-from spear.trainer.report import OVERLAYS, aggregate, results_markdown, run_summaries
-from spear.trainer.sweep import PLOTS, finished_runs, read_metrics, read_sweep
+from spear.experiments.report import OVERLAYS, aggregate, results_markdown, run_summaries
+from spear.experiments.sweep import PLOTS, finished_runs, read_metrics, read_sweep
+from spear.trainer.evaluate import load_outcomes
 
 ASSETS = "results"
 COPIED = ("results.csv", "runs.csv")

@@ -18,9 +18,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from spear.experiments.starting_policy import build_starting_policy, default_out_dir
 from spear.models.shipped import StartingPolicyError
 from spear.trainer.config import ConfigError
-from spear.trainer.starting_policy import build_starting_policy, default_out_dir
 
 
 def without_out(argv: list[str]) -> list[str]:

@@ -18,9 +18,9 @@ from collections import Counter
 from pathlib import Path
 
 from spear.envs import make
+from spear.experiments.sweep import read_sweep
 from spear.trainer.evaluate import load_outcomes
 from spear.trainer.run import saved_config
-from spear.trainer.sweep import read_sweep
 
 
 def task_types(run_dir: Path, episodes: int) -> list[str]:

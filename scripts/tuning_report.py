@@ -16,7 +16,7 @@ import csv
 import json
 from pathlib import Path
 
-from spear.trainer.report import plot_overlay
+from spear.experiments.report import plot_overlay
 
 KEYS = ("rollout/success_rate", "rollout/invalid_action_rate", "actor/entropy", "rollout/turns")
 WINDOW = 5

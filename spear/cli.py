@@ -147,9 +147,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from spear.trainer.compare import compare
-    from spear.trainer.report import markdown_table
-    from spear.trainer.sweep import DEFAULT_PRESETS, default_sweep_dir, sweep_spec
+    from spear.experiments.compare import compare
+    from spear.experiments.report import markdown_table
+    from spear.experiments.sweep import DEFAULT_PRESETS, default_sweep_dir, sweep_spec
 
     spec = sweep_spec(
         args.presets.split(",") if args.presets else DEFAULT_PRESETS,
@@ -174,7 +174,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from spear.trainer.inspector import write_report
+    from spear.experiments.inspector import write_report
 
     path = write_report(args.run_dir, args.out)
     print(f"report: {path} (open it in a browser; it needs no server or network)")

@@ -3,22 +3,17 @@
 Our trainer and the TRL integration each take RL steps of the spear preset on the GPU with
 bf16 autocast (model.dtype=auto): finite losses, parameters on the GPU and changed."""
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from micro import MICRO
+
+from spear.models.embedded import load_model_and_tokenizer
+from spear.models.shipped import starting_policy_dir
+from spear.trainer.config import load_config
+from spear.trainer.loop import Trainer
+from spear.trainer.run import make_accelerator
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-sys.path.insert(0, str(Path(__file__).parent / "trainer"))
-from micro import MICRO  # noqa: E402
-
-from spear.models.embedded import load_model_and_tokenizer  # noqa: E402
-from spear.models.shipped import starting_policy_dir  # noqa: E402
-from spear.trainer.config import load_config  # noqa: E402
-from spear.trainer.loop import Trainer  # noqa: E402
-from spear.trainer.run import make_accelerator  # noqa: E402
 
 TRAJECTORY = ["rollout.layout=trajectory", "rollout.tasks_per_step=4", "actor.mini_batch_size=12"]
 

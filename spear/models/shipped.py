@@ -8,7 +8,7 @@ against its manifest before it is loaded, so a deleted, truncated or edited file
 reported by name with that command instead of failing deep inside ``from_pretrained``.
 
 This module sits below :mod:`spear.trainer`; the builder lives in
-:mod:`spear.trainer.starting_policy`.
+:mod:`spear.experiments.starting_policy`.
 """
 
 from __future__ import annotations

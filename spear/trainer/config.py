@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import math
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,11 @@ PENALTY_ON = ("format_error", "invalid_action")
 TOOL_COUNTS = ("turns", "tool_calls")
 # actor.sum_norm_length: the L_max of seq-mean-token-sum-norm (spec 3.6, docs/DESIGN.md)
 SUM_NORM_LENGTHS = ("budget", "micro_batch")
+WANDB_MODES = ("offline", "online", "disabled")  # logging.wandb.mode
+WANDB_MISSING = (
+    "config key 'logging.wandb.enabled' is true but the wandb package is not installed: "
+    "pip install 'spear-rl[wandb]'"
+)
 
 
 class ConfigError(ValueError):
@@ -392,9 +398,7 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "logging.samples.every", int, minimum=0)
     _require(config, "logging.samples.episodes", int, minimum=1, maximum=64)
     _require(config, "logging.samples.max_chars", int, minimum=40, maximum=100_000)
-    from spear.trainer.tracking import check_wandb_settings
-
-    check_wandb_settings(config["logging"]["wandb"])
+    _check_wandb(config["logging"]["wandb"])
     if config["sft"]["enabled"] not in ("auto", True, False):
         raise ConfigError(
             f"config key 'sft.enabled' must be auto, true or false, got {config['sft']['enabled']!r}"
@@ -414,6 +418,34 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "sft.copy_random_numbers", bool)
     if group < 2 and config["algorithm"]["estimator"] in ("grpo", "gigpo"):
         raise ConfigError("config key 'rollout.group_size' must be >= 2 for group-relative advantages")
+
+
+def _check_wandb(settings: Any) -> None:
+    """Validate ``logging.wandb`` (types, mode); ConfigError names the key."""
+
+    def fail(key: str, wanted: str) -> None:
+        value = settings.get(key) if isinstance(settings, dict) else settings
+        raise ConfigError(
+            f"config key 'logging.wandb{'.' + key if key else ''}' must be {wanted}, got {value!r}"
+        )
+
+    if not isinstance(settings, dict):
+        fail("", "a mapping")
+    if not isinstance(settings.get("enabled"), bool):
+        fail("enabled", "true or false")
+    if settings.get("mode") not in WANDB_MODES:
+        fail("mode", f"one of {', '.join(WANDB_MODES)}")
+    if not isinstance(settings.get("project"), str) or not settings["project"]:
+        fail("project", "a non-empty string")
+    for key in ("entity", "name", "dir"):
+        if settings.get(key) is not None and not isinstance(settings[key], str):
+            fail(key, "a string or null")
+    tags = settings.get("tags")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        fail("tags", "a list of strings")
+    # checked here, not by importing it: wandb is imported only by the run that logs to it
+    if settings["enabled"] and importlib.util.find_spec("wandb") is None:
+        raise ConfigError(WANDB_MISSING)
 
 
 def _check_user_env(config: dict[str, Any]) -> None:

@@ -15,9 +15,8 @@ import string
 from pathlib import Path
 from typing import Any
 
-from spear.trainer.config import ConfigError
+from spear.trainer.config import WANDB_MISSING, ConfigError
 
-WANDB_MODES = ("offline", "online", "disabled")
 RUN_ID_FILE = "wandb_run_id"
 
 
@@ -30,10 +29,7 @@ def _import_wandb() -> Any:
     try:
         import wandb
     except ImportError:
-        raise ConfigError(
-            "config key 'logging.wandb.enabled' is true but the wandb package is not installed: "
-            "pip install 'spear-rl[wandb]'"
-        ) from None
+        raise ConfigError(WANDB_MISSING) from None
     return wandb
 
 
@@ -79,30 +75,3 @@ class WandbTracker:
 
     def close(self) -> None:
         self.run.finish()
-
-
-def check_wandb_settings(settings: Any) -> None:
-    """Validate ``logging.wandb`` (types, mode); ConfigError names the key."""
-
-    def fail(key: str, wanted: str) -> None:
-        value = settings.get(key) if isinstance(settings, dict) else settings
-        raise ConfigError(
-            f"config key 'logging.wandb{'.' + key if key else ''}' must be {wanted}, got {value!r}"
-        )
-
-    if not isinstance(settings, dict):
-        fail("", "a mapping")
-    if not isinstance(settings.get("enabled"), bool):
-        fail("enabled", "true or false")
-    if settings.get("mode") not in WANDB_MODES:
-        fail("mode", f"one of {', '.join(WANDB_MODES)}")
-    if not isinstance(settings.get("project"), str) or not settings["project"]:
-        fail("project", "a non-empty string")
-    for key in ("entity", "name", "dir"):
-        if settings.get(key) is not None and not isinstance(settings[key], str):
-            fail(key, "a string or null")
-    tags = settings.get("tags")
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        fail("tags", "a list of strings")
-    if settings["enabled"]:
-        _import_wandb()

@@ -29,15 +29,15 @@ from spear.trainer.config import load_config, with_behaviour_it_was_written_with
 from spear.trainer.loop import Trainer
 from spear.trainer.run import match_threads, resume, train
 
-HERE = Path(__file__).resolve().parent
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
 KILL_AFTER = 2  # the checkpoint after which the interrupted run dies
 
 LAUNCHER = textwrap.dedent(
     f"""
     import os, signal, sys
 
-    sys.path.insert(0, {str(HERE)!r})
-    import conftest  # noqa: F401  (registers the 'parity' environment)
+    sys.path.insert(0, {str(SUPPORT)!r})
+    import parity_env  # noqa: F401  (registers the 'parity' environment)
     import spear.trainer.loop as loop
 
     kill_after = int(os.environ.get("SPEAR_TEST_KILL_AFTER", "0"))

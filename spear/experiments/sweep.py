@@ -11,7 +11,7 @@ A sweep directory holds::
     runs.csv                   one row per preset x seed
     plots/*.png                overlays: one line per preset, mean over seeds, min-max band
 
-:mod:`spear.trainer.compare` fills it; :mod:`spear.trainer.report` summarises it;
+:mod:`spear.experiments.compare` fills it; :mod:`spear.experiments.report` summarises it;
 :func:`archive_sweep` keeps its finished runs without weights (docs/COMPARE.md).
 """
 

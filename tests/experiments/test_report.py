@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from spear.trainer.report import aggregate, markdown_table, summarise_run
+from spear.experiments.report import aggregate, markdown_table, summarise_run
 
 
 def record(step, **values):

@@ -11,7 +11,7 @@ import pytest
 from micro import make_trainer
 
 from spear.cli import main
-from spear.trainer.inspector import build_report
+from spear.experiments.inspector import build_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MAX_CHARS = 120

@@ -147,7 +147,7 @@ def start_gains_table(
     summaries: Sequence[dict[str, Any]], presets: Sequence[str], alpha: float = 0.05
 ) -> str:
     """Markdown: per preset, final eval minus the start on the same held-out episodes, run by
-    run (``paired_*`` of :func:`spear.trainer.report.summarise_run`): the mean gain over seeds
+    run (``paired_*`` of :func:`spear.experiments.report.summarise_run`): the mean gain over seeds
     and how many runs moved up or down by an exact McNemar test at ``alpha``. Runs written
     before per-episode outcomes were kept are counted as "no outcomes"."""
     lines = [

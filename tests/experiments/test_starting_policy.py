@@ -13,6 +13,8 @@ import torch
 from micro import TINY_MODEL as TINY_MODEL_SIZES
 
 from spear.cli import main
+from spear.experiments.starting_policy import build_starting_policy
+from spear.experiments.sweep import open_sweep, read_sweep, sweep_spec
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
 from spear.models.shipped import MANIFEST, StartingPolicyError, starting_policy_dir, verify_starting_policy
 from spear.trainer.config import ConfigError, load_config
@@ -26,8 +28,6 @@ from spear.trainer.run import (
     setup_model,
     start_kind,
 )
-from spear.trainer.starting_policy import build_starting_policy
-from spear.trainer.sweep import open_sweep, read_sweep, sweep_spec
 
 SHIPPED = starting_policy_dir("household")
 # one short RL step on household: 2 tasks x 2 copies, 3 turns, 2 eval episodes before and after

@@ -2,7 +2,7 @@
 
 import pytest
 
-from spear.trainer.evidence import (
+from spear.experiments.evidence import (
     gains_table,
     paired_difference,
     pairs_for,

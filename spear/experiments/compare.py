@@ -4,9 +4,9 @@ The shared start is the shipped starting policy of the environment
 (:mod:`spear.models.shipped`) when the package has one, else one cold start built for
 the sweep (``--from-scratch`` forces that), or ``--model``.
 
-The sweep directory's layout is in :mod:`spear.trainer.sweep`, the tables and plots in
-:mod:`spear.trainer.report`. Runs are resumable: a run with ``summary.json`` is finished
-(also when archived without its weights, :func:`spear.trainer.sweep.archive_sweep`), a run
+The sweep directory's layout is in :mod:`spear.experiments.sweep`, the tables and plots in
+:mod:`spear.experiments.report`. Runs are resumable: a run with ``summary.json`` is finished
+(also when archived without its weights, :func:`spear.experiments.sweep.archive_sweep`), a run
 with a checkpoint is resumed (``spear.trainer.run.resume``), any other is restarted.
 """
 
@@ -22,11 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, staged_folder
-from spear.trainer.config import ConfigError, load_config
-from spear.trainer.evaluate import load_outcomes
-from spear.trainer.report import summarise_run, write_results
-from spear.trainer.sweep import (
+from spear.experiments.report import summarise_run, write_results
+from spear.experiments.sweep import (
     COLD_START,
     RUNS,
     SUMMARY_FILE,
@@ -36,6 +33,9 @@ from spear.trainer.sweep import (
     open_sweep,
     read_metrics,
 )
+from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, staged_folder
+from spear.trainer.config import ConfigError, load_config
+from spear.trainer.evaluate import load_outcomes
 
 
 # ----------------------------------------------------------------------------- planning

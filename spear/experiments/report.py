@@ -15,9 +15,17 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from spear.experiments.sweep import (
+    COLD_START,
+    PLOTS,
+    RUNS,
+    SweepSpec,
+    finished_runs,
+    read_metrics,
+    read_sweep,
+)
 from spear.trainer.checkpoint import atomic_write_text
 from spear.trainer.evaluate import load_outcomes, run_paired_gain
-from spear.trainer.sweep import COLD_START, PLOTS, RUNS, SweepSpec, finished_runs, read_metrics, read_sweep
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""The 'parity' environment of the trainer tests, in a module of its own name: a spawned
-sweep worker finds it as ``parity_env:ParityEnv`` whichever test folder's conftest.py comes
-first on sys.path."""
+"""The 'parity' environment of the trainer and experiment tests, registered on import.
 
+It lives in a module of its own name on the tests' ``pythonpath`` (tests/support, set in
+pyproject.toml), so a spawned sweep worker finds it as ``parity_env:ParityEnv`` too."""
+
+from spear.envs import available, register
 from spear.envs.actions import format_react
 from spear.envs.base import Env, StepResult, step_info
 
@@ -29,3 +31,7 @@ class ParityEnv(Env):
 
     def solver(self):
         return format_react("ok", "")
+
+
+if "parity" not in available():
+    register("parity", ParityEnv)

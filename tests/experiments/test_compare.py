@@ -18,11 +18,11 @@ from micro import TINY_MODEL
 import spear.trainer.run as recipes
 from spear.cli import main
 from spear.envs import make
+from spear.experiments.compare import cold_start_config, compare, plan_runs, start_model
+from spear.experiments.sweep import read_sweep, sweep_spec
 from spear.models.local import ModelPathError
-from spear.trainer.compare import cold_start_config, compare, plan_runs, start_model
 from spear.trainer.config import ConfigError, load_config
 from spear.trainer.loop import Trainer
-from spear.trainer.sweep import read_sweep, sweep_spec
 
 STEPS = 3
 MICRO = [
