@@ -4,7 +4,8 @@ Usage::
 
     .venv/bin/python scripts/archive_sweep.py /work/sweeps/household-90 sweeps/household-90
 
-A long sweep outlives a session but not the machine it runs on. The archive holds
+A long sweep can be stopped and resumed many times, but it does not outlive the machine it
+runs on. The archive holds
 ``sweep.json`` and each finished run's ``config.yaml``, ``metrics.jsonl``,
 ``summary.json`` and ``eval_outcomes.json`` (``spear.experiments.sweep.archive_sweep``), plus
 the tables and plots of those runs (``results.md``, ``results.csv``, ``runs.csv``,
