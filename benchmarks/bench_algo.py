@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from spear.algo.advantages import gigpo, grpo
+from spear.algo.advantages import discounted_returns, gigpo, grpo
 from spear.algo.filters import is_repetitive, low_variance_group_filter
 from spear.algo.losses import policy_loss
 from spear.algo.replay import ReplayBuffer
@@ -94,7 +94,10 @@ def main() -> None:
     results["advantage grpo"] = timed(lambda: grpo(rewards, groups, normalize_by_std=False), reps)
     results["advantage gigpo"] = timed(
         lambda: gigpo(
-            rewards, groups, traj_ids=trajs, anchor_obs=anchors, step_rewards=rewards, turn_index=turns
+            rewards,
+            groups,
+            anchor_obs=anchors,
+            step_returns=discounted_returns(rewards, trajs, turns),
         ),
         reps,
     )

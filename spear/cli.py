@@ -21,6 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from spear import __version__
 from spear.trainer.config import ConfigError, available_presets, load_config
 
 
@@ -34,7 +35,7 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
         overrides.insert(0, f"env.name={args.env}")
     if args.model is not None:
         overrides.insert(0, f"model.path={args.model}")
-    if args.steps is not None:
+    if getattr(args, "steps", None) is not None:
         overrides.insert(0, f"steps={args.steps}")
     if args.seed is not None:
         overrides.insert(0, f"seed={args.seed}")
@@ -63,25 +64,37 @@ def _set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
-def _add_common(parser: argparse.ArgumentParser, *, resumable: bool = False) -> None:
-    parser.add_argument("--preset", default="spear", help=f"one of: {', '.join(available_presets())}")
+ENV_HELP = (
+    "environment name (default: household; built in: household, shop, math, textworld, alfworld, "
+    "webshop) or your own class as package.module:Class (docs/ENVIRONMENTS.md); "
+    "its options: env.options.KEY=VALUE"
+)
+OVERRIDES_HELP = "config overrides key.sub=value (anywhere on the line, e.g. actor.lr=5e-5 steps=20)"
+
+
+def _add_common(parser: argparse.ArgumentParser, *, rl: bool) -> None:
+    """The options of ``train`` (``rl``) and ``sft``: the config, the start and the output."""
     parser.add_argument(
-        "--env",
-        help="environment name (default: household) or your own class as package.module:Class "
-        "(docs/ENVIRONMENTS.md); its options: env.options.KEY=VALUE",
+        "--preset", default="spear", help=f"one of: {', '.join(available_presets())} (default: spear)"
+    )
+    parser.add_argument("--env", help=ENV_HELP)
+    default = (
+        "the shipped starting policy of --env, else the embedded model; model.init says which"
+        if rl
+        else "build the embedded model from scratch"
     )
     parser.add_argument(
-        "--model",
-        help="local folder of a Hugging Face causal LM, never downloaded "
-        "(default: the embedded model; model.init says which)",
+        "--model", help=f"local folder of a Hugging Face causal LM, never downloaded (default: {default})"
     )
-    parser.add_argument("--steps", type=int, help="RL steps")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--config", help="a YAML file merged over the preset")
-    parser.add_argument("--run-dir", help="output directory (default: runs/<preset>-<env>-<time>)")
+    if rl:
+        parser.add_argument("--steps", type=int, help="RL steps (default: the config's steps)")
+    parser.add_argument("--seed", type=int, help="seed of every random choice (default: the config's, 0)")
+    parser.add_argument("--config", help="a YAML file merged over the preset (before the overrides)")
+    if rl:
+        parser.add_argument("--run-dir", help="output directory (default: runs/<preset>-<env>-<time>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    _add_threads(parser, resumable=resumable)
-    parser.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
+    _add_threads(parser, resumable=rl)
+    parser.add_argument("overrides", nargs="*", help=OVERRIDES_HELP)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -128,7 +141,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from spear.trainer.run import evaluate_model
 
-    options = yaml.safe_load(args.env_options) if args.env_options else {}
+    try:
+        options = yaml.safe_load(args.env_options) if args.env_options else {}
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"--env-options {args.env_options!r} is not a YAML mapping ({where})") from None
     if not isinstance(options, dict):
         raise ConfigError("--env-options must be a YAML mapping, e.g. '{num_receptacles: 5}'")
     result = evaluate_model(
@@ -166,7 +183,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows = compare(spec, out, command=command, quiet=args.quiet, jobs=args.jobs)
     except KeyboardInterrupt:
         again = command if args.out else f"{command} --out {shlex.quote(str(out))}"
-        print(f"\ninterrupted; finished runs are kept. Resume with:\n  {again}", file=sys.stderr)
+        print(
+            f"\nspear: interrupted: finished runs and the checkpoints of interrupted ones are kept; "
+            f"resume with: {again}",
+            file=sys.stderr,
+        )
         return 130
     print(markdown_table(rows), end="")
     print(f"results: {out / 'results.md'}")
@@ -183,43 +204,52 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spear", description="Multi-turn agentic RL with SPEAR.")
+    parser.add_argument("--version", action="version", version=f"spear {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="RL from the shipped starting policy (or a cold start) + evaluation")
-    _add_common(train, resumable=True)
+    _add_common(train, rl=True)
     train.add_argument(
         "--from-scratch",
         action="store_true",
         help="build the embedded model and cold-start it by SFT instead of using the shipped policy",
     )
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue an interrupted run from its newest checkpoint, with its own config "
+        "(other options and overrides are ignored except --threads and --quiet)",
+    )
     train.set_defaults(func=cmd_train)
 
     sft = sub.add_parser("sft", help="only the cold start: build/load the model and SFT on demonstrations")
-    _add_common(sft)
-    sft.add_argument("--out", required=True, help="output directory")
+    _add_common(sft, rl=False)
+    sft.add_argument("--out", required=True, help="output directory (the model goes to OUT/sft_model)")
     sft.set_defaults(func=cmd_sft)
 
     ev = sub.add_parser("eval", help="success rate and score on the held-out split")
     ev.add_argument("--model", required=True, help="local folder of the model (e.g. a run's final_model)")
     ev.add_argument(
         "--env",
-        help="default: the environment the model was trained on (spear_run.yaml); "
-        "a name or package.module:Class",
+        help="default: the environment the model was trained on (its spear_run.yaml); "
+        "a name or your own class as package.module:Class",
     )
-    ev.add_argument("--episodes", type=int, default=100)
-    ev.add_argument("--env-options", help="YAML mapping of environment options")
-    ev.add_argument("--temperature", type=float, default=0.4)
-    ev.add_argument("--max-new-tokens", type=int, help="default: as in training")
-    ev.add_argument("--max-turns", type=int)
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--episodes", type=int, default=100, help="held-out episodes (default: 100)")
+    ev.add_argument(
+        "--env-options",
+        help="YAML mapping of environment options, e.g. '{max_turns: 20}' (default: as in training)",
+    )
+    ev.add_argument("--temperature", type=float, default=0.4, help="sampling temperature (default: 0.4)")
+    ev.add_argument("--max-new-tokens", type=int, help="tokens a turn (default: as in training)")
+    ev.add_argument("--max-turns", type=int, help="turns an episode (default: as in training)")
+    ev.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
     _add_threads(ev)
     ev.set_defaults(func=cmd_eval)
 
     cmp = sub.add_parser(
         "compare", help="every preset x seed from one shared start; tables and plots (docs/COMPARE.md)"
     )
-    cmp.add_argument("--env", help="environment name (default: household)")
+    cmp.add_argument("--env", help=ENV_HELP)
     cmp.add_argument("--presets", help="comma-separated (default: grpo,drbot,spear,gigpo,gigpo+spear)")
     cmp.add_argument("--seeds", type=int, default=3, help="number of seeds: 0 .. N-1 (default 3)")
     cmp.add_argument("--steps", type=int, help="RL steps of every run (default: the config's steps)")
@@ -240,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs at a time, each in its own process (default 1); give each --threads cores / jobs",
     )
     _add_threads(cmp)
-    cmp.add_argument("overrides", nargs="*", help="config overrides key.sub=value, applied to every run")
+    cmp.add_argument("overrides", nargs="*", help=f"{OVERRIDES_HELP}, applied to every run")
     cmp.set_defaults(func=cmd_compare)
 
     ins = sub.add_parser(
@@ -253,14 +283,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, with ``key.sub=value`` overrides accepted anywhere after the command
+    (argparse's intermixed parsing, per subcommand: it does not support subparsers itself)."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    if not argv or argv[0] not in commands:
+        return parser.parse_args(argv)  # --help, --version, or an error naming the commands
+    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = sys.argv[1:] if argv is None else list(argv)  # recorded by spear compare
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    args.argv = argv  # recorded by spear compare
     from transformers.utils import logging as hf_logging
 
+    from spear.envs.base import EnvProtocolError
     from spear.envs.custom import EnvImportError
     from spear.models.local import ModelPathError
     from spear.models.shipped import StartingPolicyError
+    from spear.trainer.failures import EpisodeFailureError
+    from spear.trainer.interrupt import TrainingInterrupted
 
     hf_logging.disable_progress_bar()  # our own bars show progress; HF's save/load bars are noise
     try:
@@ -269,12 +315,21 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"spear: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (ModelPathError, EnvImportError) as exc:
+    except (ModelPathError, EnvImportError, EnvProtocolError) as exc:
         print(f"spear: {exc}", file=sys.stderr)
         return 2
     except StartingPolicyError as exc:
         print(f"spear: {exc} (or start from scratch with --from-scratch)", file=sys.stderr)
         return 2
+    except EpisodeFailureError as exc:
+        print(f"spear: error: {exc}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as exc:
+        print(f"\nspear: {exc.message()}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nspear: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -126,11 +126,8 @@ def gigpo(
     rewards: Sequence[float] | np.ndarray | torch.Tensor,
     group_ids: Sequence[Any] | np.ndarray,
     *,
-    traj_ids: Sequence[Any] | np.ndarray,
     anchor_obs: Sequence[Any],
-    step_rewards: Sequence[float] | np.ndarray | torch.Tensor,
-    turn_index: Sequence[int] | np.ndarray,
-    gamma: float = 0.95,
+    step_returns: Sequence[float] | np.ndarray | torch.Tensor,
     step_weight: float = 1.0,
     mode: str = "mean_std_norm",
     step_penalty: Sequence[float] | np.ndarray | None = None,
@@ -142,8 +139,13 @@ def gigpo(
       ``mode == "mean_std_norm"`` (spec 8.12: Dr.BoT keeps it).
     * ``A^S``: rows of one group whose ``anchor_obs`` (the raw environment
       observation of that turn) are identical form a step group; each row's
-      discounted return (``gamma``) from its turn is normalised within it the same
-      way. Singleton step groups get 0.
+      discounted return is normalised within it the same way. Singleton step groups get 0.
+    * ``step_returns``: ``[N]`` each row's discounted return from its turn,
+      :func:`discounted_returns` over the *whole* trajectories, computed before any filter
+      drops a row: the official code computes them before ``_filter_rollout``
+      (``core_gigpo.py``), and a return computed on a trajectory with a dropped turn is a
+      different number (rewards [0, 0, 0, 10] at gamma 0.95: [8.57, 9.03, 9.5, 10]; without
+      the last turn [0, 0, 0]).
     * ``step_penalty``: subtracted from a row's own return after discounting (the
       invalid-action penalty is not propagated to earlier turns).
     """
@@ -155,9 +157,9 @@ def gigpo(
         raise ValueError(f"anchor_obs has {len(anchor_obs)} entries but there are {n} rows")
     std_norm = mode == "mean_std_norm"
     episode = grpo(r, groups, normalize_by_std=std_norm, eps=eps).double().numpy()
-    returns = discounted_returns(step_rewards, traj_ids, turn_index, gamma=gamma)
+    returns = as_float_array("step_returns", step_returns)
     if len(returns) != n:
-        raise ValueError(f"step_rewards has {len(returns)} entries but there are {n} rows")
+        raise ValueError(f"step_returns has {len(returns)} entries but there are {n} rows")
     if step_penalty is not None:
         returns = returns - as_float_array("step_penalty", step_penalty)
     step_groups = as_ids("anchor_obs", list(zip(groups.tolist(), anchor_obs, strict=True)), n)

@@ -91,6 +91,12 @@ class PolicyLossConfig:
         cov_ratio / cov_lb / cov_ub: Clip-Cov token fraction and covariance window;
             ``cov_ratio`` is also KL-Cov's top-k fraction.
         kl_coef: KL-Cov penalty coefficient (``ppo_kl_coef``).
+        cov_block_rows: Clip-Cov / KL-Cov pick their tokens within blocks of this many
+            consecutive rows, each with its own covariance means and its own count
+            ``max(1, floor(cov_ratio * valid tokens))``: the official code computes the loss
+            per micro-batch of ``ppo_micro_batch_size_per_gpu`` rows (8 in the agent scripts),
+            so at ratio 0.0002 it clips one token per 8 rows. None: the whole tensor is one
+            block (the count then depends on how many rows the caller passes).
     """
 
     clip_low: float = 0.2
@@ -100,6 +106,7 @@ class PolicyLossConfig:
     cov_lb: float = 1.0
     cov_ub: float = 5.0
     kl_coef: float = 0.1
+    cov_block_rows: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.clip_low < 1:
@@ -114,6 +121,12 @@ class PolicyLossConfig:
             raise ValueError(f"cov_lb must be < cov_ub, got {self.cov_lb} >= {self.cov_ub}")
         if not self.kl_coef >= 0:
             raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+        if self.cov_block_rows is not None and not (
+            isinstance(self.cov_block_rows, int) and self.cov_block_rows >= 1
+        ):
+            raise ValueError(
+                f"cov_block_rows must be a positive integer or None, got {self.cov_block_rows!r}"
+            )
 
 
 LossFn = Callable[
@@ -172,29 +185,43 @@ def token_covariance(advantages: torch.Tensor, log_prob: torch.Tensor, valid: to
     return (advantages - masked_mean(advantages, valid)) * (logp - masked_mean(logp, valid))
 
 
+def _row_blocks(rows: int, cfg: PolicyLossConfig) -> list[slice]:
+    """The row blocks Clip-Cov / KL-Cov choose tokens in (``cfg.cov_block_rows``)."""
+    size = cfg.cov_block_rows or max(rows, 1)
+    return [slice(start, min(start + size, rows)) for start in range(0, rows, size)]
+
+
 @register_policy_loss("clip_cov")
 def clip_cov_loss(log_prob, old_log_prob, advantages, valid, cfg, generator=None):
     """Clip-Cov (spec 3.5): no gradient for a random subset of high-covariance tokens.
 
-    Candidates are valid tokens that PPO did not already clip with ``cov_lb < cov < cov_ub``;
-    ``min(max(1, floor(cov_ratio * #valid)), #candidates)`` of them are drawn uniformly
-    (``generator`` makes the draw reproducible). No log-ratio clamp and no dual clip here.
+    Within each row block (``cfg.cov_block_rows``), candidates are valid tokens that PPO did
+    not already clip with ``cov_lb < cov < cov_ub`` (the covariance centred on the block's
+    means); ``min(max(1, floor(cov_ratio * #valid)), #candidates)`` of them are drawn
+    uniformly (``generator`` makes the draw reproducible). No log-ratio clamp and no dual
+    clip here.
     """
     log_ratio = log_prob - old_log_prob
     ratio = torch.exp(log_ratio)
     unclipped, clipped = _surrogates(ratio, advantages, cfg)
     clipped_by_ppo = (clipped > unclipped) & valid
-    cov = token_covariance(advantages, log_prob, valid)
-    candidates = valid & ~clipped_by_ppo & (cov > cfg.cov_lb) & (cov < cfg.cov_ub)
-    candidate_idx = candidates.flatten().nonzero().squeeze(-1)
-    num_clip = max(1, int(cfg.cov_ratio * int(valid.sum())))
-    keep = torch.ones(valid.numel(), dtype=log_prob.dtype, device=log_prob.device)
-    if candidate_idx.numel() > 0:
+    keep = torch.ones_like(log_prob)
+    for rows in _row_blocks(log_prob.shape[0], cfg):
+        block_valid = valid[rows]
+        if not bool(block_valid.any()):
+            continue
+        cov = token_covariance(advantages[rows], log_prob[rows], block_valid)
+        candidates = block_valid & ~clipped_by_ppo[rows] & (cov > cfg.cov_lb) & (cov < cfg.cov_ub)
+        candidate_idx = candidates.flatten().nonzero().squeeze(-1)
+        if candidate_idx.numel() == 0:
+            continue
+        num_clip = max(1, int(cfg.cov_ratio * int(block_valid.sum())))
         perm = torch.randperm(candidate_idx.numel(), generator=generator, device="cpu").to(
             candidate_idx.device
         )
-        keep[candidate_idx[perm[:num_clip]]] = 0.0
-    keep = keep.view_as(log_prob)
+        block_keep = keep[rows].flatten()  # a copy: written back below
+        block_keep[candidate_idx[perm[:num_clip]]] = 0.0
+        keep[rows] = block_keep.view_as(block_valid)
     loss = torch.maximum(unclipped, clipped) * keep
     metrics = {
         "ppo_clipfrac": masked_mean(clipped_by_ppo.float(), valid),
@@ -206,18 +233,23 @@ def clip_cov_loss(log_prob, old_log_prob, advantages, valid, cfg, generator=None
 
 @register_policy_loss("kl_cov")
 def kl_cov_loss(log_prob, old_log_prob, advantages, valid, cfg, generator=None):
-    """KL-Cov (spec 3.5): unclipped surrogate; the top-k covariance tokens also pay
-    ``kl_coef * |logp - logp_old|``, with ``k = max(1, floor(cov_ratio * #valid))``."""
+    """KL-Cov (spec 3.5): unclipped surrogate; within each row block (``cfg.cov_block_rows``)
+    the top-k covariance tokens also pay ``kl_coef * |logp - logp_old|``, with
+    ``k = max(1, floor(cov_ratio * #valid))``."""
     log_ratio = log_prob - old_log_prob
     ratio = torch.exp(log_ratio)
     loss = -advantages * ratio
-    cov = token_covariance(advantages, log_prob, valid).flatten()
-    valid_idx = valid.flatten().nonzero().squeeze(-1)
-    k = max(1, int(cfg.cov_ratio * valid_idx.numel()))
-    top = valid_idx[torch.topk(cov[valid_idx], k).indices]
-    penalised = torch.zeros(valid.numel(), dtype=torch.bool, device=valid.device)
-    penalised[top] = True
-    penalised = penalised.view_as(valid)
+    penalised = torch.zeros_like(valid)
+    for rows in _row_blocks(log_prob.shape[0], cfg):
+        block_valid = valid[rows]
+        if not bool(block_valid.any()):
+            continue
+        cov = token_covariance(advantages[rows], log_prob[rows], block_valid).flatten()
+        valid_idx = block_valid.flatten().nonzero().squeeze(-1)
+        k = max(1, int(cfg.cov_ratio * valid_idx.numel()))
+        block = torch.zeros(block_valid.numel(), dtype=torch.bool, device=valid.device)
+        block[valid_idx[torch.topk(cov[valid_idx], k).indices]] = True
+        penalised[rows] = block.view_as(block_valid)
     loss = torch.where(penalised, loss + cfg.kl_coef * log_ratio.abs(), loss)
     metrics = {
         "ppo_clipfrac": torch.zeros((), device=log_prob.device),
@@ -242,6 +274,7 @@ def policy_loss(
     cov_lb: float = 1.0,
     cov_ub: float = 5.0,
     kl_coef: float = 0.1,
+    cov_block_rows: int | None = None,
     norm_length: float | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -254,6 +287,8 @@ def policy_loss(
         advantages: per-token advantages ``[B, T]``.
         mask: response mask ``[B, T]`` of 0/1.
         clip_high: defaults to ``clip_low`` (symmetric PPO).
+        cov_block_rows: rows per block in which Clip-Cov / KL-Cov choose their tokens
+            (:class:`PolicyLossConfig`); None: all ``B`` rows are one block.
 
     Returns:
         ``(loss, metrics)``: a scalar loss and floats ``ppo_clipfrac``, ``cov_clipfrac``
@@ -277,6 +312,7 @@ def policy_loss(
         cov_lb=cov_lb,
         cov_ub=cov_ub,
         kl_coef=kl_coef,
+        cov_block_rows=cov_block_rows,
     )
     loss_mat, metrics = POLICY_LOSSES[mode](
         log_prob, old_log_prob.detach(), advantages.detach(), valid, cfg, generator

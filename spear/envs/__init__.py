@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from spear.envs.base import Env, StepResult, step_info
+from spear.envs.base import Env, EnvProtocolError, StepResult, step_info
 from spear.envs.custom import EnvImportError, import_env, is_import_path
 
 EnvFactory = Callable[..., Env]
@@ -68,4 +68,13 @@ for _name, _path in {
 }.items():
     register(_name, _path)
 
-__all__ = ["Env", "EnvImportError", "StepResult", "available", "make", "register", "step_info"]
+__all__ = [
+    "Env",
+    "EnvImportError",
+    "EnvProtocolError",
+    "StepResult",
+    "available",
+    "make",
+    "register",
+    "step_info",
+]

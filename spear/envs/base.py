@@ -77,6 +77,53 @@ def step_info(
     }
 
 
+class EnvProtocolError(TypeError):
+    """An environment returned something the protocol does not allow (a bug in the
+    environment, not in the model's output): the run stops at once with this message."""
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:120]
+
+
+def check_reset_result(env: Any, result: Any) -> tuple[str, dict[str, Any]]:
+    """``env.reset``'s return value if it is ``(observation: str, info: dict)``, else
+    :class:`EnvProtocolError` naming the class, the method and what was expected."""
+    where = f"{type(env).__name__}.reset()"
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise EnvProtocolError(
+            f"{where} must return a tuple (observation: str, info: dict), got {_kind(result)}"
+        )
+    observation, info = result
+    if not isinstance(observation, str):
+        raise EnvProtocolError(f"{where} must return a str observation first, got {_kind(observation)}")
+    if not isinstance(info, dict):
+        raise EnvProtocolError(f"{where} must return an info dict second, got {_kind(info)}")
+    return observation, info
+
+
+def check_step_result(env: Any, result: Any) -> StepResult:
+    """``env.step``'s return value if it is a :class:`StepResult` whose ``info`` holds
+    :data:`INFO_KEYS`, else :class:`EnvProtocolError` naming what is wrong."""
+    where = f"{type(env).__name__}.step()"
+    if not isinstance(result, StepResult):
+        raise EnvProtocolError(
+            f"{where} must return a spear.envs.base.StepResult(observation, reward, done, info), "
+            f"got {_kind(result)}"
+        )
+    if not isinstance(result.info, dict):
+        raise EnvProtocolError(
+            f"{where} must return a StepResult whose info is a dict, got {_kind(result.info)}"
+        )
+    missing = [key for key in INFO_KEYS if key not in result.info]
+    if missing:
+        raise EnvProtocolError(
+            f"{where} returned an info without {', '.join(repr(k) for k in missing)}: every step reports "
+            f"{', '.join(INFO_KEYS)} (build it with spear.envs.base.step_info)"
+        )
+    return result
+
+
 def task_split(signature: str) -> Split:
     """Assign a task to ``train`` or ``eval`` by a hash of its content.
 

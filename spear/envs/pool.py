@@ -21,6 +21,11 @@ live slots of its shard are restored by replaying ``reset(seed)`` plus their
 past actions (environments are deterministic given the seed and the actions);
 a slot whose replayed observation differs from the recorded one fails too.
 In-process mode cannot pre-empt a hung environment: use workers for those.
+
+A return value that breaks the protocol (``reset`` not returning ``(str, dict)``, ``step``
+not returning a :class:`~spear.envs.base.StepResult` with every key of ``INFO_KEYS``) is a
+bug in the environment that would fail every slot: it raises
+:class:`~spear.envs.base.EnvProtocolError` in the caller, also from a worker process.
 """
 
 from __future__ import annotations
@@ -28,15 +33,24 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from spear.envs import _resolve
-from spear.envs.base import Env, StepResult, step_info
+from spear.envs.base import (
+    Env,
+    EnvProtocolError,
+    StepResult,
+    check_reset_result,
+    check_step_result,
+    step_info,
+)
 
 _ERROR_CHARS = 500
+_TRACEBACK_CHARS = 20_000
 _START_TIMEOUT_S = 120.0
 _JOIN_TIMEOUT_S = 5.0
 
@@ -73,13 +87,21 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:_ERROR_CHARS]
 
 
-def failed_step(message: str) -> StepResult:
-    """The result of a slot whose environment failed (spec: masked out of the loss)."""
-    return StepResult("", 0.0, True, step_info(env_error=message, failed=True))
+def _traceback_text(exc: BaseException) -> str:
+    """The full traceback of an environment's exception (what its author needs to fix it)."""
+    return "".join(traceback.format_exception(exc))[-_TRACEBACK_CHARS:]
 
 
-def failed_reset(message: str) -> EnvReset:
-    return EnvReset("", {"env_error": message, "failed": True}, failed=True, error=message)
+def failed_step(message: str, detail: str | None = None) -> StepResult:
+    """The result of a slot whose environment failed (spec: masked out of the loss);
+    ``detail``: the exception's traceback, kept as ``info["env_traceback"]``."""
+    extra = {"env_traceback": detail} if detail else {}
+    return StepResult("", 0.0, True, step_info(env_error=message, failed=True, **extra))
+
+
+def failed_reset(message: str, detail: str | None = None) -> EnvReset:
+    info = {"env_error": message, "failed": True, **({"env_traceback": detail} if detail else {})}
+    return EnvReset("", info, failed=True, error=message)
 
 
 def _admissible(env: Env) -> list[str] | None:
@@ -88,30 +110,41 @@ def _admissible(env: Env) -> list[str] | None:
 
 
 def run_reset(env: Env, seed: int) -> EnvReset:
-    """Reset one environment, turning any exception into a failed slot."""
+    """Reset one environment, turning an exception it raises into a failed slot; a return
+    value that breaks the protocol raises :class:`EnvProtocolError` (every slot would fail)."""
     try:
-        observation, info = env.reset(seed)
+        returned = env.reset(seed)
+    except Exception as exc:
+        return failed_reset(_error_text(exc), _traceback_text(exc))
+    observation, info = check_reset_result(env, returned)
+    try:
         return EnvReset(
-            observation=str(observation),
+            observation=observation,
             info=dict(info),
             instruction=str(info.get("instruction", env.instruction)),
             admissible_actions=_admissible(env),
             tools=env.tools,
         )
     except Exception as exc:
-        return failed_reset(_error_text(exc))
+        return failed_reset(_error_text(exc), _traceback_text(exc))
 
 
 def run_step(env: Env, action: str) -> StepResult:
-    """Step one environment; add the admissible actions of the new state to ``info``."""
+    """Step one environment; add the admissible actions of the new state to ``info``. An
+    exception fails the slot; a return value that breaks the protocol raises
+    :class:`EnvProtocolError`."""
     try:
-        result = env.step(action)
+        returned = env.step(action)
+    except Exception as exc:
+        return failed_step(_error_text(exc), _traceback_text(exc))
+    result = check_step_result(env, returned)
+    try:
         info = dict(result.info)
         if "admissible_actions" not in info and env.admissible_actions is not None:
             info["admissible_actions"] = _admissible(env)
         return StepResult(str(result.observation), float(result.reward), bool(result.done), info)
     except Exception as exc:
-        return failed_step(_error_text(exc))
+        return failed_step(_error_text(exc), _traceback_text(exc))
 
 
 def run_replay(env: Env, seed: int, actions: list[str], last_observation: str) -> str | None:
@@ -182,7 +215,11 @@ def _worker_main(
         if message is None:
             break
         for job in message:
-            result = _run_job(envs[job.slot], job)
+            try:
+                result = _run_job(envs[job.slot], job)
+            except EnvProtocolError as exc:  # the parent raises it: the run stops
+                conn.send(("protocol_error", job.slot, str(exc)))
+                continue
             try:
                 conn.send(("result", job.slot, result))
             except Exception as exc:  # an unpicklable info value fails only this slot
@@ -476,13 +513,15 @@ class EnvPool:
             for conn in wait(list(busy), timeout=timeout):
                 w = busy[conn]  # type: ignore[index]
                 try:
-                    _, slot, payload = conn.recv()  # type: ignore[union-attr]
+                    kind, slot, payload = conn.recv()  # type: ignore[union-attr]
                 except (EOFError, OSError):
                     code = self._workers[w].process.exitcode if self._workers[w].process else None
                     self._recover(
                         w, queues, deadlines, results, f"the environment process died (exit code {code})"
                     )
                     continue
+                if kind == "protocol_error":
+                    raise EnvProtocolError(payload)
                 job = queues[w].pop(0)
                 assert job.slot == slot, "worker answered out of order"
                 self._complete(job, payload, results)

@@ -10,6 +10,7 @@ deep inside its client ("Repo id must use alphanumeric chars ...").
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 NO_DOWNLOAD = "spear loads models from local folders only; no download is attempted"
@@ -67,4 +68,25 @@ def check_model_dir(path: str | Path) -> Path:
             f"model path {path} holds no model: it has no {', no '.join(missing)} "
             f"({NO_DOWNLOAD}){_hint(path)}"
         )
+    _check_readable(path)
     return path
+
+
+def _check_readable(path: Path) -> None:
+    """``config.json`` parses and every safetensors file's header is whole and covers the file
+    (reads headers only): a damaged download or copy fails here in one line, not deep in
+    ``from_pretrained``."""
+    from safetensors import safe_open
+
+    try:
+        json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelPathError(f"model path {path}: {CONFIG_FILE} is not valid JSON ({exc})") from None
+    for weights in sorted(path.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt"):
+                pass
+        except Exception as exc:  # SafetensorError and OSError: the file is damaged or unreadable
+            raise ModelPathError(
+                f"model path {path}: {weights.name} is damaged or incomplete ({exc}); copy or save it again"
+            ) from None

@@ -77,7 +77,8 @@ class TrajectoryRecord:
 
     ``turns`` counts environment steps (the agent tool-use count n_k of spec 2.1);
     ``tool_calls`` sums the environment's ``info["tool_calls"]`` (the math n_k);
-    ``failed`` means the environment broke (mask the episode out of the loss);
+    ``failed`` means the environment broke (mask the episode out of the loss); ``error`` then
+    holds what it raised, with the traceback when there was one;
     ``truncated`` means a length limit cut a response or the episode.
     """
 
@@ -210,6 +211,12 @@ class RolloutBatch:
         for row, t in enumerate(meta["traj_index"].tolist()):
             trajectories[t].rows.append(row)
         return replace(self, **tensors, **meta, trajectories=trajectories)
+
+    def trajectory_major(self) -> RolloutBatch:
+        """The rows reordered trajectory by trajectory, each in turn order (the engine emits
+        them turn by turn across episodes). The official trainer's rows come this way, so
+        each mini-batch cut from them holds whole trajectories."""
+        return self.select(np.lexsort((self.turn_index, self.traj_index)))
 
     def drop_failed(self) -> RolloutBatch:
         """The rows of trajectories whose environment did not fail."""

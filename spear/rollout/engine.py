@@ -219,7 +219,7 @@ class RolloutEngine:
         )
         episode = _Episode(slot=slot, record=record, action_format=spec.action_format, role=spec.prompt_role)
         if reset.failed:
-            record.failed, record.error = True, reset.error
+            record.failed, record.error = True, str(reset.info.get("env_traceback") or reset.error)
             episode.stop()
             return episode
         episode.observation = reset.observation
@@ -382,7 +382,8 @@ class RolloutEngine:
         record.env_reward += float(result.reward)
         record.done = bool(result.done)
         if info.get("failed"):
-            record.failed, record.error = True, str(info.get("env_error", "environment failure"))
+            record.failed = True
+            record.error = str(info.get("env_traceback") or info.get("env_error", "environment failure"))
 
     def _store_tokens(
         self,

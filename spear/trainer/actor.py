@@ -184,6 +184,7 @@ class LossSettings:
     entropy_coeff: float
     norm_length: float | None
     temperature: float = 1.0  # the policy trained is softmax(logits / temperature)
+    cov_block_rows: int | None = None  # Clip-Cov / KL-Cov token choice per block of rows
 
 
 def micro_batch_objective(
@@ -217,6 +218,7 @@ def micro_batch_objective(
         cov_lb=loss.cov_lb,
         cov_ub=loss.cov_ub,
         kl_coef=loss.kl_coef,
+        cov_block_rows=loss.cov_block_rows,
         norm_length=loss.norm_length,
         generator=generator,
     )
@@ -249,6 +251,7 @@ def policy_update(
     loss: LossSettings,
     *,
     weight: float = 1.0,
+    weight_at: str = "loss",
     mini_batch_size: int,
     micro_batch_size: int,
     epochs: int = 1,
@@ -261,16 +264,26 @@ def policy_update(
 
     Each mini-batch accumulates micro-batch gradients of
     ``weight * (L_pg - entropy_coeff * H)``, each scaled by its share of the mini-batch's
-    rows, then clips the gradient norm and steps. A mini-batch whose loss or gradient is
-    not finite is skipped (and counted). Micro-batches without any valid token are skipped.
+    rows, then clips the gradient norm and steps (``weight_at="loss"``, the official order).
+    With ``weight_at="clipped_gradient"`` the gradient of the unweighted objective is clipped
+    first and then multiplied by ``weight``, so a clip that binds cannot cancel the weight
+    (lambda_sil of the replay update, docs/DESIGN.md). A mini-batch whose loss or gradient
+    is not finite is skipped (and counted). Micro-batches without any valid token are skipped.
+
+    Metrics: ``grad_norm`` is the norm of the accumulated gradient before clipping (of the
+    weighted objective when ``weight_at="loss"``), ``grad_norm_applied`` the norm of the
+    gradient the optimizer steps with (clipped, and weighted under ``clipped_gradient``).
 
     With ``parallel``, every process holds the same ``batch`` and works on its share of
     each mini-batch; gradients are summed over processes before the clip, which gives
     the single-process gradient of the same micro-batch split (spear.trainer.parallel).
     """
+    if weight_at not in ("loss", "clipped_gradient"):
+        raise ValueError(f"weight_at must be 'loss' or 'clipped_gradient', got {weight_at!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     device = params[0].device
     batch = length_sorted(batch, mini_batch_size)
+    loss_weight = weight if weight_at == "loss" else 1.0
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     skipped = steps = 0
@@ -303,7 +316,7 @@ def policy_update(
                     loss=loss,
                     generator=generator,
                 )
-                total = weight * objective * (len(part) / (stop - start))
+                total = loss_weight * objective * (len(part) / (stop - start))
                 if not torch.isfinite(total):
                     finite = False
                     break
@@ -323,12 +336,20 @@ def policy_update(
                     parallel.sum_gradients(params)
             if not any_tokens:
                 continue
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
-            if not finite or not math.isfinite(float(grad_norm)):
+            limit = grad_clip if grad_clip > 0 else float("inf")
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, limit))
+            if not finite or not math.isfinite(grad_norm):
                 optimizer.zero_grad(set_to_none=True)
                 skipped += 1
                 continue
-            record("grad_norm", float(grad_norm))
+            applied = min(grad_norm, limit)
+            if weight_at == "clipped_gradient":
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.mul_(weight)
+                applied *= weight
+            record("grad_norm", grad_norm)
+            record("grad_norm_applied", applied)
             optimizer.step()
             steps += 1
     optimizer.zero_grad(set_to_none=True)

@@ -89,14 +89,18 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     state: dict[str, Any],
     keep: int = 2,
+    model_files: dict[str, str] | None = None,
 ) -> Path:
-    """Write checkpoint ``step`` atomically and prune all but the newest ``keep``."""
+    """Write checkpoint ``step`` atomically and prune all but the newest ``keep``;
+    ``model_files``: text files written beside the weights (name -> content)."""
     final = checkpoint_dir(run_dir, step)
     root, name = final.parent, final.name
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
     model.save_pretrained(tmp / "model", safe_serialization=True)
     tokenizer.save_pretrained(tmp / "model")
+    for file_name, text in (model_files or {}).items():
+        (tmp / "model" / file_name).write_text(text)
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(state, tmp / "state.pt")
     for file in tmp.rglob("*"):
@@ -124,6 +128,11 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         return None
     path = root / pointer.read_text().strip()
     return path if (path / "state.pt").is_file() else None
+
+
+def checkpoint_step(checkpoint: Path) -> int:
+    """The step a checkpoint folder (``step-000012``) holds."""
+    return int(Path(checkpoint).name.removeprefix("step-"))
 
 
 def saved_threads(checkpoint: Path) -> int | None:

@@ -45,6 +45,10 @@ PENALTY_ON = ("format_error", "invalid_action")
 TOOL_COUNTS = ("turns", "tool_calls")
 # actor.sum_norm_length: the L_max of seq-mean-token-sum-norm (spec 3.6, docs/DESIGN.md)
 SUM_NORM_LENGTHS = ("budget", "micro_batch")
+# actor.minibatch_order: the row order mini-batches are cut from (docs/DESIGN.md)
+MINIBATCH_ORDERS = ("trajectory", "turn")
+# sil.weight_at: where lambda_sil(t) enters the replay update (docs/DESIGN.md, "Gradient clipping")
+SIL_WEIGHT_AT = ("loss", "clipped_gradient")
 WANDB_MODES = ("offline", "online", "disabled")  # logging.wandb.mode
 WANDB_MISSING = (
     "config key 'logging.wandb.enabled' is true but the wandb package is not installed: "
@@ -106,6 +110,9 @@ BEHAVIOUR_BEFORE_KEY: dict[tuple[str, ...], Any] = {
     ("algorithm", "group_filter", "penalised"): True,  # groups were ranked by penalised scores
     ("algorithm", "group_filter", "power_of_two_rows"): False,  # every row of a kept group stayed
     ("actor", "sum_norm_length"): "micro_batch",  # trajectory layout: the micro-batch's longest row
+    ("actor", "cov", "block_rows"): None,  # Clip-Cov / KL-Cov counted tokens per whole micro-batch
+    ("sil", "cov", "block_rows"): None,
+    ("actor", "minibatch_order"): "turn",  # mini-batches cut the rollout's turn-major rows
 }
 # The same for an environment's options, by environment name. env.options is free-form and
 # an option left at the environment's default is not written, so a missing option alone does
@@ -380,6 +387,10 @@ def validate(config: dict[str, Any]) -> None:
     _choice(config, "sil.schedule", SCHEDULES)
     _require(config, "sil.total_steps", int, minimum=1, allow_none=True)
     _require(config, "sil.coef", float, minimum=0.0)
+    _choice(config, "sil.weight_at", SIL_WEIGHT_AT)
+    for section in ("actor", "sil"):
+        _require(config, f"{section}.cov.block_rows", int, minimum=1, allow_none=True)
+    _choice(config, "actor.minibatch_order", MINIBATCH_ORDERS)
     _choice(config, "sil.loss_mode", POLICY_LOSSES)
     buffer = {k: v for k, v in config["sil"]["buffer"].items() if v != "auto"}
     try:

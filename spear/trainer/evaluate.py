@@ -29,11 +29,15 @@ class EvalResult:
         return asdict(self)
 
     def summary(self) -> str:
+        if self.episodes == 0:
+            return "no episode completed (every environment failed): no success rate"
         lo, hi = self.success_ci
         slo, shi = self.score_ci
+        # one episode has no spread: its score gets no interval rather than "nan-nan"
+        score_ci = f"95% CI {slo:.3f}-{shi:.3f}" if self.episodes > 1 else "one episode, no interval"
         return (
             f"success {100 * self.success_rate:.1f}% (95% CI {100 * lo:.1f}-{100 * hi:.1f}), "
-            f"score {self.score:.3f} (95% CI {slo:.3f}-{shi:.3f}), {self.episodes} episodes"
+            f"score {self.score:.3f} ({score_ci}), {self.episodes} episodes"
         )
 
 
@@ -47,14 +51,20 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def mean_interval(values: list[float], z: float = 1.959964) -> tuple[float, float]:
-    """Normal-approximation interval of a mean: mean +- z * sample std / sqrt(n)."""
+def mean_interval(
+    values: list[float], z: float = 1.959964, *, bounds: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """Normal-approximation interval of a mean: mean +- z * sample std / sqrt(n), cut to
+    ``bounds`` (the range the values live in, e.g. (0, 1) for scores: a mean cannot leave it)."""
     n = len(values)
     if n < 2:
         return (float("nan"), float("nan"))
     mean = sum(values) / n
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return (mean - z * sd / math.sqrt(n), mean + z * sd / math.sqrt(n))
+    lo, hi = mean - z * sd / math.sqrt(n), mean + z * sd / math.sqrt(n)
+    if bounds is not None:
+        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
+    return (lo, hi)
 
 
 def play_held_out(
@@ -107,7 +117,7 @@ def summarize(outcomes: dict[str, list]) -> EvalResult:
         success_rate=wins / n if n else 0.0,
         success_ci=wilson_interval(wins, n),
         score=sum(scores) / n if n else 0.0,
-        score_ci=mean_interval(scores),
+        score_ci=mean_interval(scores, bounds=(0.0, 1.0)),  # scores are in [0, 1] (spear.envs.base)
         tool_calls=sum(outcomes["tool_calls"][i] for i in ok) / n if n else 0.0,
         turns=sum(outcomes["turns"][i] for i in ok) / n if n else 0.0,
     )
@@ -140,6 +150,8 @@ class PairedGain:
     p_value: float  # exact two-sided McNemar test
 
     def summary(self) -> str:
+        if self.episodes == 0:
+            return "no episode completed in both evaluations: no paired change"
         lo, hi = self.ci
         return (
             f"{100 * self.gain:+.1f} points (95% CI {100 * lo:+.1f} to {100 * hi:+.1f}; "
@@ -179,8 +191,13 @@ def paired_gain(before: dict[str, list], after: dict[str, list], z: float = 1.95
     c = sum(1 for w0, w1 in pairs if w1 and not w0)
     b = sum(1 for w0, w1 in pairs if w0 and not w1)
     gain = (c - b) / n if n else 0.0
-    half = z * math.sqrt(max(0.0, (b + c) - (c - b) ** 2 / n)) / n if n else float("nan")
-    return PairedGain(n, gain, (gain - half, gain + half), c, b, mcnemar_p(b, c))
+    if n:
+        half = z * math.sqrt(max(0.0, (b + c) - (c - b) ** 2 / n)) / n
+        # a change of success rates lies in [-1, 1]; the normal approximation may step outside
+        ci = (max(-1.0, gain - half), min(1.0, gain + half))
+    else:
+        ci = (float("nan"), float("nan"))
+    return PairedGain(n, gain, ci, c, b, mcnemar_p(b, c))
 
 
 def save_outcomes(run_dir: str | Path, outcomes: dict[str, Any]) -> None:

@@ -39,7 +39,14 @@ from spear.rollout.batch import RolloutBatch
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.actor import UpdateBatch, compute_log_probs, policy_update
-from spear.trainer.checkpoint import checkpoint_dir, latest_checkpoint, load_state, save_checkpoint
+from spear.trainer.checkpoint import (
+    checkpoint_dir,
+    checkpoint_step,
+    latest_checkpoint,
+    load_state,
+    save_checkpoint,
+    staged_folder,
+)
 from spear.trainer.config import ConfigError
 from spear.trainer.evaluate import (
     EvalResult,
@@ -50,6 +57,8 @@ from spear.trainer.evaluate import (
     save_outcomes,
     summarize,
 )
+from spear.trainer.failures import FailureLog
+from spear.trainer.interrupt import InterruptGuard, TrainingInterrupted
 from spear.trainer.logger import RunLogger, write_plots
 from spear.trainer.method import Method, step_seed
 from spear.trainer.parallel import DataParallel
@@ -207,6 +216,10 @@ class Trainer:
         self.samples = (
             SampleRecorder.create(self.run_dir, config, tokenizer, self.method) if self.is_main else None
         )
+        # episodes that raised: told once in full, fatal when most of a batch did
+        self.failures = FailureLog(self.run_dir if self.is_main else None)
+        # Ctrl-C waits while the state is part-way through a step's update (spear.trainer.interrupt)
+        self.interrupt = InterruptGuard()
         self.start_step = 1
         self.eval_before: EvalResult | None = None
         self.eval_before_outcomes: dict[str, list] | None = None
@@ -242,10 +255,14 @@ class Trainer:
         start = time.perf_counter()
         rollout = self.rollout(step)
         timings["time/rollout"] = time.perf_counter() - start
+        self.failures.check(rollout.trajectories, f"step {step}")
         metrics = {f"rollout/{k}": v for k, v in rollout.stats().items()}
         rollout = rollout.drop_failed()
         if len(rollout) == 0:
             return None, metrics
+        if self.config["actor"]["minibatch_order"] == "trajectory":
+            rollout = rollout.trajectory_major()  # mini-batches of whole trajectories (official)
+        returns = self.method.step_returns(rollout)  # GiGPO: over whole trajectories, before filters
         scores = self.method.shape_rewards(rollout, step)
         metrics["rollout/shaped_reward"] = float(np.mean([scores[t.rows[0]] for t in rollout.trajectories]))
         mask, filter_stats = self.method.filter_responses(rollout)
@@ -253,6 +270,7 @@ class Trainer:
         keep = self.method.filter_groups(rollout, step)
         metrics["rollout/rows_after_group_filter"] = float(len(keep))
         rollout, scores, mask = rollout.select(keep), scores[keep], mask[torch.as_tensor(keep)]
+        returns = returns[keep] if returns is not None else None
 
         start = time.perf_counter()
         # the policy trained is pi_T = softmax(logits / T) at the rollout temperature T (verl);
@@ -275,12 +293,13 @@ class Trainer:
                     temperature=self.config["rollout"]["temperature"],
                 )
         timings["time/log_prob"] = time.perf_counter() - start
-        update.advantages = to_token_level(self.method.advantages(rollout, scores), mask)
+        update.advantages = to_token_level(self.method.advantages(rollout, scores, returns), mask)
         return StepBatch(rollout, scores, update), metrics
 
     def _update(
-        self, batch: UpdateBatch, step: int, *, replay: bool, weight: float = 1.0
+        self, batch: UpdateBatch, step: int, *, replay: bool, weight: float = 1.0, epoch: int = 0
     ) -> dict[str, float]:
+        """One pass of optimizer steps over ``batch`` (PPO epoch ``epoch`` of step ``step``)."""
         actor = self.config["actor"]
         self.model.train()
         try:
@@ -291,11 +310,14 @@ class Trainer:
                     batch,
                     self.method.loss_settings(replay=replay),
                     weight=weight,
+                    weight_at=self.config["sil"]["weight_at"],
                     mini_batch_size=actor["mini_batch_size"],
                     micro_batch_size=actor["micro_batch_size"],
-                    epochs=actor["ppo_epochs"],
+                    epochs=1,  # train_step nests the epochs (on-policy, then replay, per epoch)
                     grad_clip=actor["grad_clip"],
-                    generator=torch.Generator().manual_seed(step_seed(self.config["seed"], step, 3 + replay)),
+                    generator=torch.Generator().manual_seed(
+                        step_seed(self.config["seed"], step, 3 + replay + 2 * epoch)
+                    ),
                     parallel=self.parallel,
                 )
         finally:
@@ -318,6 +340,8 @@ class Trainer:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         step_batch, metrics = self.prepare(step, timings)
+        # from here the step changes what a checkpoint holds (buffer RNG, weights, optimizer)
+        self.interrupt.hold()
         metrics["schedule/lambda_tool"] = self.method.lambda_tool(step)
         metrics["schedule/lambda_sil"] = (
             self.method.lambda_sil(step) if self.config["sil"]["enabled"] else 0.0
@@ -332,21 +356,25 @@ class Trainer:
         metrics["sil/fired"] = float(replay is not None)
         metrics["sil/replay_rows"] = float(len(replay) if replay is not None else 0)
 
-        start = time.perf_counter()
-        if bool(step_batch.update.response_mask.any()):
-            metrics.update(
-                {f"actor/{k}": v for k, v in self._update(step_batch.update, step, replay=False).items()}
-            )
-        timings["time/update"] = time.perf_counter() - start
-
-        start = time.perf_counter()
+        # step 10, nested as the official update_policy: per PPO epoch, the on-policy
+        # mini-batches, then the replay ones, each with its own optimizer steps
+        replay_batch = self.method.replay_batch(replay) if replay is not None else None
+        on_policy, replayed = [], []
+        timings["time/update"] = timings["time/replay"] = 0.0
+        for epoch in range(self.config["actor"]["ppo_epochs"]):
+            start = time.perf_counter()
+            if bool(step_batch.update.response_mask.any()):
+                on_policy.append(self._update(step_batch.update, step, replay=False, epoch=epoch))
+            timings["time/update"] += time.perf_counter() - start
+            start = time.perf_counter()
+            if replay_batch is not None:
+                weight = self.method.lambda_sil(step)
+                replayed.append(self._update(replay_batch, step, replay=True, weight=weight, epoch=epoch))
+            timings["time/replay"] += time.perf_counter() - start
+        metrics.update({f"actor/{k}": v for k, v in _over_epochs(on_policy).items()})
         if replay is not None:
-            sil_metrics = self._update(
-                self.method.replay_batch(replay), step, replay=True, weight=self.method.lambda_sil(step)
-            )
-            metrics.update({f"sil/{k}": v for k, v in sil_metrics.items()})
+            metrics.update({f"sil/{k}": v for k, v in _over_epochs(replayed).items()})
             metrics["sil/baseline"] = replay.baseline[0] if replay.baseline is not None else None
-        timings["time/replay"] = time.perf_counter() - start
 
         if self.config["sil"]["enabled"]:
             metrics["sil/stored_rows"] = float(self.store(step_batch, step))
@@ -366,6 +394,7 @@ class Trainer:
             records = play_held_out(
                 self.eval_engine, self.env_name, episodes, batch_size=eval_batch_size(episodes)
             )
+        self.failures.check(records, "held-out evaluation")
         return episode_outcomes(records)
 
     def evaluate(self, episodes: int) -> EvalResult:
@@ -400,6 +429,7 @@ class Trainer:
                 optimizer=self.optimizer,
                 state=state,
                 keep=self.config["checkpoint"]["keep"],
+                model_files={RUN_SETTINGS: run_settings_text(self.config)},
             )
         if wait:
             self._barrier()
@@ -428,7 +458,9 @@ class Trainer:
         """Train from ``start_step`` to ``steps``; returns a summary with eval before -> after.
 
         With data parallelism every process trains; only the main one evaluates, logs and
-        writes files (the others wait at its checkpoints).
+        writes files (the others wait at its checkpoints). Ctrl-C stops at a step boundary
+        with the last completed step checkpointed (:mod:`spear.trainer.interrupt`) and
+        raises :class:`~spear.trainer.interrupt.TrainingInterrupted`.
         """
         cfg = self.config
         main = self.is_main
@@ -436,71 +468,104 @@ class Trainer:
             logger = logger or RunLogger.for_run(
                 self.run_dir, cfg, resume_step=self.start_step - 1 if self.start_step > 1 else None
             )
-        # a run may arrive with it (spear.trainer.run.recorded_start_outcomes)
+        bar = _progress(self.start_step, self.total_steps, enabled=progress and main)
+        completed = self.start_step - 1
+        with self.interrupt:
+            try:
+                self._evaluate_before(logger)
+                for step in range(self.start_step, self.total_steps + 1):
+                    self._step(step, logger, bar)
+                    completed = step
+                    self.interrupt.release()
+                    if self.interrupt.requested:  # a held Ctrl-C: the step is complete, stop here
+                        raise KeyboardInterrupt
+                if latest_checkpoint(self.run_dir) != checkpoint_dir(self.run_dir, self.total_steps):
+                    self.interrupt.hold()
+                    self.save(self.total_steps)
+                    self.interrupt.release()
+                bar.close()
+                return self._finish(logger)
+            except KeyboardInterrupt:
+                bar.close()
+                raise self._interrupted(completed) from None
+
+    def _evaluate_before(self, logger: RunLogger | None) -> None:
+        """The evaluation before RL at step 0, unless a run arrives with it
+        (spear.trainer.run.recorded_start_outcomes) or resumes after it."""
+        cfg = self.config
         measure = self.eval_before is None
-        if main and cfg["eval"]["final_episodes"] > 0 and (measure or self.start_step == 1):
+        if self.is_main and cfg["eval"]["final_episodes"] > 0 and (measure or self.start_step == 1):
             if measure:
                 self.set_eval_before(self.held_out_outcomes(cfg["eval"]["final_episodes"]))
             logger.log(
                 0, {"eval/success_rate": self.eval_before.success_rate, "eval/score": self.eval_before.score}
             )
-        bar = _progress(self.start_step, self.total_steps, enabled=progress and main)
-        completed = self.start_step - 1
-        try:
-            for step in range(self.start_step, self.total_steps + 1):
-                metrics = self.train_step(step)
-                every = cfg["eval"]["every"]
-                if (
-                    main
-                    and every
-                    and step % every == 0
-                    and step < self.total_steps
-                    and cfg["eval"]["episodes"]
-                ):
-                    result = self.evaluate(cfg["eval"]["episodes"])
-                    metrics["eval/success_rate"], metrics["eval/score"] = result.success_rate, result.score
-                if main:
-                    logger.log(step, metrics)
-                if cfg["checkpoint"]["every"] and step % cfg["checkpoint"]["every"] == 0:
-                    self.save(step)
-                completed = step
-                bar.update(1)
-                bar.set_postfix(
-                    success=f"{metrics.get('rollout/success_rate', 0.0):.2f}",
-                    entropy=f"{metrics.get('actor/entropy', float('nan')):.3f}",
-                    sil=f"{metrics.get('schedule/lambda_sil', 0.0):.2f}",
-                    refresh=False,
-                )
-        except KeyboardInterrupt:
-            bar.close()
-            if main and completed >= self.start_step:
-                path = self.save(completed, wait=False)
-                print(
-                    f"\ninterrupted: checkpoint of step {completed} written to {path}; "
-                    f"resume with: spear train --resume {self.run_dir}"
-                )
-            raise
-        bar.close()
+
+    def _checkpoint_due(self, step: int) -> bool:
+        every = self.config["checkpoint"]["every"]
+        return bool(every) and step % every == 0
+
+    def _step(self, step: int, logger: RunLogger | None, bar: Any) -> None:
+        """One training step with its mid-run evaluation, log line and checkpoint."""
+        cfg = self.config
+        metrics = self.train_step(step)
+        self.interrupt.hold()  # also when train_step returned early (an empty batch)
+        every, episodes = cfg["eval"]["every"], cfg["eval"]["episodes"]
+        if self.is_main and every and step % every == 0 and step < self.total_steps and episodes:
+            result = self.evaluate(episodes)
+            metrics["eval/success_rate"], metrics["eval/score"] = result.success_rate, result.score
+        if self.is_main:
+            logger.log(step, metrics)
+        if self._checkpoint_due(step):
+            self.save(step)
+        bar.update(1)
+        entropy = metrics.get("actor/entropy")
+        bar.set_postfix(
+            success=f"{metrics.get('rollout/success_rate', 0.0):.2f}",
+            entropy="-" if entropy is None else f"{entropy:.3f}",  # no update this step
+            sil=f"{metrics.get('schedule/lambda_sil', 0.0):.2f}",
+            refresh=False,
+        )
+
+    def _interrupted(self, completed: int) -> TrainingInterrupted:
+        """What a Ctrl-C leaves: the checkpoint of ``completed`` when the state is that step's
+        (written now if it is not on disk yet), else (a second Ctrl-C part-way through a step)
+        the newest checkpoint already on disk, untouched."""
+        lost = completed + 1 if self.interrupt.held else None
+        checkpoint = latest_checkpoint(self.run_dir)
+        if lost is None and completed >= 1 and self.is_main:
+            path = checkpoint_dir(self.run_dir, completed)
+            if checkpoint != path:
+                self.interrupt.hold()  # one more Ctrl-C during this write leaves the older checkpoint
+                checkpoint = self.save(completed, wait=False)
+                self.interrupt.release()
+        kept = checkpoint_step(checkpoint) if checkpoint is not None else 0
+        return TrainingInterrupted(self.run_dir, kept, checkpoint, lost)
+
+    def _finish(self, logger: RunLogger | None) -> dict[str, Any]:
+        """The final evaluation, paired with the one before RL, then the final model."""
+        cfg = self.config
+        main = self.is_main
         after = paired = None
         if main and cfg["eval"]["final_episodes"] > 0:
             after_outcomes = self.held_out_outcomes(cfg["eval"]["final_episodes"])
-            after = summarize(after_outcomes)
+            self.interrupt.hold()  # the writes below belong together: a resume redoes all or none
             save_outcomes(self.run_dir, {"before": self.eval_before_outcomes, "after": after_outcomes})
+            after = summarize(after_outcomes)
             if self.eval_before_outcomes is not None:
                 paired = paired_gain(self.eval_before_outcomes, after_outcomes)
             logger.log(
                 self.total_steps,
                 {"eval/final_success_rate": after.success_rate, "eval/final_score": after.score},
             )
-        if not (cfg["checkpoint"]["every"] and self.total_steps % cfg["checkpoint"]["every"] == 0):
-            self.save(self.total_steps)
+        self.interrupt.hold()
         if main:
-            final = self.run_dir / "final_model"
-            save_final_model(self.model, self.tokenizer, final)
-            save_run_settings(final, cfg)
             if cfg["logging"]["plots"]:
                 write_plots(logger.history(), self.run_dir / "plots")
             logger.close()
+            # last, and whole or absent: its presence marks the run finished (run.resume)
+            save_final_model(self.model, self.tokenizer, self.run_dir / FINAL_MODEL, cfg)
+        self.interrupt.release()
         self._barrier()
         return {
             "eval_before": self.eval_before,
@@ -511,27 +576,50 @@ class Trainer:
         }
 
 
+def _over_epochs(parts: list[dict[str, float]]) -> dict[str, float]:
+    """The metrics of several passes of :func:`policy_update` as one: optimizer-step counts
+    added, the rest averaged over the passes."""
+    if not parts:
+        return {}
+    summed = ("optimizer_steps", "nonfinite_skipped")
+    return {
+        name: sum(p[name] for p in parts) / (1 if name in summed else len(parts))
+        for name in parts[0]
+        if all(name in p for p in parts)
+    }
+
+
 RUN_SETTINGS = "spear_run.yaml"
+FINAL_MODEL = "final_model"  # in the run directory; written last, so it marks a finished run
 
 
-def save_final_model(model, tokenizer, out: Path) -> None:
-    """The trained policy as a standalone HF model. A LoRA (peft) policy also keeps its
-    adapter in ``<out>_adapter`` and is saved merged, so ``from_pretrained`` loads it alone."""
+def save_final_model(model, tokenizer, out: Path, config: dict[str, Any]) -> None:
+    """The trained policy as a standalone HF model with its run settings
+    (:func:`save_run_settings`), written whole or not at all. A LoRA (peft) policy also keeps
+    its adapter in ``<out>_adapter`` and is saved merged, so ``from_pretrained`` loads it alone."""
     if hasattr(model, "merge_and_unload"):
         model.save_pretrained(Path(f"{out}_adapter"), safe_serialization=True)
         model = model.merge_and_unload()
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    with staged_folder(Path(out)) as partial:
+        model.save_pretrained(partial, safe_serialization=True)
+        tokenizer.save_pretrained(partial)
+        save_run_settings(partial, config)
 
 
-def save_run_settings(model_dir: Path, config: dict[str, Any]) -> None:
-    """Next to a saved model: the environment and rollout settings it was trained with,
-    so that ``spear eval`` plays the same prompts by default."""
+def run_settings_text(config: dict[str, Any]) -> str:
+    """The ``spear_run.yaml`` of a model trained with ``config``: the environment and rollout
+    settings that evaluation needs to play the prompts the model was trained on."""
     settings = {
         "env": {"name": config["env"]["name"], "options": config["env"]["options"]},
         "rollout": config["rollout"],
     }
-    (Path(model_dir) / RUN_SETTINGS).write_text(yaml.safe_dump(settings, sort_keys=False))
+    return yaml.safe_dump(settings, sort_keys=False)
+
+
+def save_run_settings(model_dir: Path, config: dict[str, Any]) -> None:
+    """Write :func:`run_settings_text` next to a saved model, so that ``spear eval`` (and a run
+    started from the folder) plays the same prompts by default."""
+    (Path(model_dir) / RUN_SETTINGS).write_text(run_settings_text(config))
 
 
 def _progress(start: int, total: int, *, enabled: bool):

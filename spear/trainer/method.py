@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from spear.algo.advantages import gigpo, grpo
+from spear.algo.advantages import discounted_returns, gigpo, grpo
 from spear.algo.filters import (
     apply_response_filters,
     is_incomplete,
@@ -182,22 +182,38 @@ class Method:
         return np.flatnonzero(keep)
 
     # ------------------------------------------------------------------ 8: advantages
-    def advantages(self, batch: RolloutBatch, scores: np.ndarray) -> torch.Tensor:
-        """Per-row advantages ``[N]`` of the configured estimator (spec 3.3, 3.8)."""
+    def step_returns(self, batch: RolloutBatch) -> np.ndarray | None:
+        """``[N]`` GiGPO's discounted return of each row from its turn (spec 3.9), or None for
+        estimators without them. Call it on the rollout *before* the filters drop rows: the
+        official code discounts over whole trajectories first (``core_gigpo.py``, before
+        ``_filter_rollout``)."""
+        alg = self.config["algorithm"]
+        if alg["estimator"] != "gigpo":
+            return None
+        return discounted_returns(
+            batch.step_reward, batch.traj_id, batch.turn_index, gamma=alg["gigpo"]["gamma"]
+        )
+
+    def advantages(
+        self, batch: RolloutBatch, scores: np.ndarray, step_returns: np.ndarray | None = None
+    ) -> torch.Tensor:
+        """Per-row advantages ``[N]`` of the configured estimator (spec 3.3, 3.8); GiGPO needs
+        the rows' ``step_returns`` (:meth:`step_returns` of the unfiltered rollout, then
+        selected like the rows)."""
         alg = self.config["algorithm"]
         if alg["estimator"] == "gigpo":
-            g = alg["gigpo"]
+            if step_returns is None:
+                raise ValueError(
+                    "GiGPO needs step_returns: Method.step_returns of the rollout before filtering"
+                )
             step_penalty = -invalid_action_penalty(self._penalised(batch), coef=alg["invalid_penalty"])
             return gigpo(
                 scores,
                 batch.group_id,
-                traj_ids=batch.traj_id,
                 anchor_obs=list(batch.anchor_obs),
-                step_rewards=batch.step_reward,
-                turn_index=batch.turn_index,
-                gamma=g["gamma"],
-                step_weight=g["step_weight"],
-                mode=g["mode"],
+                step_returns=step_returns,
+                step_weight=alg["gigpo"]["step_weight"],
+                mode=alg["gigpo"]["mode"],
                 step_penalty=step_penalty,
             )
         return grpo(
@@ -228,6 +244,7 @@ class Method:
             entropy_coeff=actor["entropy_coeff"],
             norm_length=self._sum_norm_length(),
             temperature=self.config["rollout"]["temperature"],
+            cov_block_rows=cov.get("block_rows"),
         )
 
     def _sum_norm_length(self) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -34,26 +35,37 @@ from spear.models.shipped import (
 from spear.models.tokenizer import number_token_ids
 from spear.rollout.config import RolloutConfig
 from spear.rollout.engine import RolloutEngine
-from spear.trainer.checkpoint import atomic_write_text, latest_checkpoint, saved_threads
+from spear.trainer.checkpoint import atomic_write_text, checkpoint_step, latest_checkpoint, saved_threads
 from spear.trainer.config import (
     ConfigError,
     base_config,
     dump,
+    load_config,
     merge,
     validate,
     with_behaviour_it_was_written_with,
 )
 from spear.trainer.copy_warmup import copy_warmup
 from spear.trainer.embedded import build_embedded
-from spear.trainer.evaluate import EvalResult, evaluate
+from spear.trainer.evaluate import (
+    EvalResult,
+    episode_outcomes,
+    load_outcomes,
+    play_held_out,
+    run_paired_gain,
+    summarize,
+)
+from spear.trainer.failures import FailureLog
 from spear.trainer.loop import (
     EVAL_BATCH,
+    FINAL_MODEL,
     PROMPT_KEYS,
     RUN_SETTINGS,
     Trainer,
     eval_batch_size,
     eval_settings,
     rollout_config,
+    save_run_settings,
 )
 from spear.trainer.sft import collect_demonstrations, demonstration_batch, supervised_finetune
 
@@ -360,6 +372,7 @@ def cold_start(
     out = run_dir / "sft_model"
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    save_run_settings(out, config)  # spear eval and later runs play it with these settings
     summary = {
         "rows": len(demos),
         "final_loss": losses[-1] if losses else None,
@@ -401,17 +414,26 @@ def train(
     if main and start_kind(config) == "shipped":
         # a damaged shipped policy is reported before a run directory is created for nothing
         verify_starting_policy(_shipped_dir(config))
-    path = prepare_run_dir(config, run_dir) if main else None
+    path = new_dir = None
+    if main:
+        path = Path(run_dir or config.get("run_dir") or default_run_dir(config))
+        new_dir = not path.exists()
+        path = prepare_run_dir(config, path)
     if accelerator.num_processes > 1:
         path = Path(broadcast_object_list([str(path)])[0])
         config["run_dir"] = str(path)
     say(f"run directory: {path}", quiet=quiet or not main)
-    if main:
-        model, tokenizer = setup_model(config, path, quiet=quiet)
-    accelerator.wait_for_everyone()
-    if not main:
-        model, tokenizer = load_replica(config, path)
-    trainer = Trainer(config, model, tokenizer, path, accelerator=accelerator)
+    try:  # a run that fails before its first step leaves no half-made directory behind
+        if main:
+            model, tokenizer = setup_model(config, path, quiet=quiet)
+        accelerator.wait_for_everyone()
+        if not main:
+            model, tokenizer = load_replica(config, path)
+        trainer = Trainer(config, model, tokenizer, path, accelerator=accelerator)
+    except BaseException:
+        if new_dir:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     if main:
         recorded = recorded_start_outcomes(config, path, trainer.model)
         if recorded is not None:
@@ -435,6 +457,12 @@ def resume(run_dir: str | Path, *, quiet: bool = False, threads: int | None = No
     """
     path = Path(run_dir)
     checkpoint = latest_checkpoint(path)
+    if (
+        (path / FINAL_MODEL).is_dir()
+        and checkpoint is not None
+        and checkpoint_step(checkpoint) >= (saved_config(path)["steps"])
+    ):  # finished (config.yaml may since ask for more steps: then it continues)
+        return finished_summary(path, quiet=quiet)
     if checkpoint is None:
         raise ConfigError(f"{path} has no complete checkpoint to resume from")
     before = torch.get_num_threads()
@@ -443,6 +471,21 @@ def resume(run_dir: str | Path, *, quiet: bool = False, threads: int | None = No
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def finished_summary(run_dir: Path, *, quiet: bool = False) -> dict[str, Any]:
+    """``resume`` of a run that already finished (its ``final_model`` is written last): nothing
+    is computed or appended; the summary comes from the stored evaluations."""
+    say(f"{run_dir} is finished ({run_dir / FINAL_MODEL} is written): nothing to resume", quiet=quiet)
+    outcomes = load_outcomes(run_dir)
+    before, after = outcomes.get("before"), outcomes.get("after")
+    return {
+        "eval_before": summarize(before) if before else None,
+        "eval_after": summarize(after) if after else None,
+        "eval_paired": run_paired_gain(outcomes),
+        "run_dir": str(run_dir),
+        "is_main": True,
+    }
 
 
 def saved_config(run_dir: Path) -> dict[str, Any]:
@@ -504,20 +547,32 @@ def evaluate_model(
 ) -> EvalResult:
     """``spear eval``: success rate and score of a saved model on the eval split.
 
-    A model saved by ``spear train`` carries ``spear_run.yaml``: its environment, options
-    and rollout settings are the defaults here; arguments override them.
+    Every model folder spear writes carries ``spear_run.yaml`` (:func:`run_settings`): its
+    environment, options and rollout settings are the defaults here; arguments override
+    them. A folder without it plays with the environment profile's settings
+    (``presets/envs/<env>.yaml``), and one line on stderr says which.
     """
     check_model_dir(model_path)  # before anything else: a bad path is not a missing --env
-    settings_path = Path(model_path) / RUN_SETTINGS
-    settings = yaml.safe_load(settings_path.read_text()) if settings_path.is_file() else {}
+    settings = read_run_settings(model_path)
     trained_env = settings.get("env", {})
-    rollout = settings.get("rollout", {})
     env_name = env_name or trained_env.get("name")
     if env_name is None:
         raise ConfigError(f"{model_path} has no {RUN_SETTINGS}: pass --env")
     if is_import_path(env_name):
         import_env(env_name)  # a bad import path is reported before the model loads
-    options = dict(trained_env.get("options", {})) if env_name == trained_env.get("name") else {}
+    if settings:
+        rollout = settings.get("rollout", {})
+        options = dict(trained_env.get("options", {})) if env_name == trained_env.get("name") else {}
+    else:
+        profile = load_config("spear", [f"env.name={env_name}"])
+        rollout, options = profile["rollout"], dict(profile["env"]["options"])
+        print(
+            f"spear eval: {model_path} has no {RUN_SETTINGS}, so it plays with the {env_label(env_name)} "
+            f"profile's settings: layout {rollout['layout']}, history {rollout['history_length']}, "
+            f"prompt style {rollout['prompt_style']}, {rollout['max_new_tokens']} new tokens a turn, "
+            f"env options {options or '{}'}; if the model was trained otherwise, pass them",
+            file=sys.stderr,
+        )
     options.update(env_options or {})
     model, tokenizer = load_model_and_tokenizer(model_path, dtype=torch.float32)
     engine = RolloutEngine(
@@ -538,9 +593,22 @@ def evaluate_model(
         env_options={**options, "split": "eval"},
     )
     try:
-        return evaluate(engine, env_name, episodes, batch_size=eval_batch_size(episodes))
+        records = play_held_out(engine, env_name, episodes, batch_size=eval_batch_size(episodes))
     finally:
         engine.close()
+    FailureLog(None).check(records, "evaluation")
+    return summarize(episode_outcomes(records))
+
+
+def read_run_settings(model_dir: str | Path) -> dict[str, Any]:
+    """The ``spear_run.yaml`` beside a model ({} when there is none)."""
+    path = Path(model_dir) / RUN_SETTINGS
+    if not path.is_file():
+        return {}
+    settings = yaml.safe_load(path.read_text())
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path} must hold a YAML mapping (env, rollout), got {type(settings).__name__}")
+    return settings
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,17 +1,21 @@
 """What ``spear inspect`` shows: a bounded sample of each logged step, in ``RUN_DIR/samples.jsonl``.
 
-Every ``logging.samples.every`` steps the trainer appends one JSON line: up to
+Every ``logging.samples.every`` steps the trainer appends one JSON line: how many episodes
+and rows the step played before its filters and how many reached the update; up to
 ``logging.samples.episodes`` episodes of the batch that reached the update (one per task
-group first, so different tasks show), each turn with its prompt's tail, the response,
-the parsed action, the shaped reward, the advantage, the Dr.BoT filter flags and whether
-the row was masked, and the invalid-action flag; plus the SIL buffer's story of the step
-(rows stored, the percentile baseline, the recalibrated advantages of the replayed rows,
-a few replayed responses). Texts are cut to ``max_chars``, lists to fixed lengths, so a
-line has a fixed upper size whatever the model writes (docs/INSPECT.md gives the cost).
+group first, so different tasks show), each with the number of turns it played and each
+kept turn with its prompt's tail, the response, the parsed action, the shaped reward, the
+advantage, the Dr.BoT filter flags and whether the row was masked, and the invalid-action
+flag (in the trajectory layout the episode's one row is split into the model's and the
+environment's texts, turn by turn); plus the SIL buffer's story of the step (rows stored,
+the percentile baseline, the recalibrated advantages of the replayed rows, a few replayed
+responses). Texts are cut to ``max_chars``, lists to fixed lengths, so a line has a fixed
+upper size whatever the model writes (docs/INSPECT.md gives the cost).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -49,6 +53,11 @@ def parsed_action(text: str, action_format: str) -> str | None:
         return parse_react(text, require_think=False).action
     calls = [c.strip() for c in _TOOL_CALL.findall(text)]
     return " | ".join(calls) if calls else None
+
+
+def _count(value: Any) -> int | None:
+    """A count ``metrics`` holds as a float, as an int (None when the step did not log it)."""
+    return None if value is None else int(value)
 
 
 def _number(value: Any) -> float | None:
@@ -99,6 +108,12 @@ class SampleRecorder:
             self._started = True
         record = {
             "step": step,
+            # before the filters (rollout.stats() of the whole batch) and after them, so the page
+            # can account for every episode and row the step played
+            "episodes_played": _count(metrics.get("rollout/episodes")),
+            "episodes_failed": _count(metrics.get("rollout/episodes_failed")),
+            "rows_before_filters": _count(metrics.get("rollout/rows")),
+            "episodes_kept": len(step_batch.rollout.trajectories),
             "episodes": self._episodes(step_batch),
             "rows": len(step_batch.rollout),
             "rows_after_group_filter": _number(metrics.get("rollout/rows_after_group_filter")),
@@ -141,14 +156,20 @@ class SampleRecorder:
                 i = by_row[row]
                 kept = update.response_mask[row].bool()
                 sampled = rollout.response_mask[row].bool()
-                turns.append(
-                    {
-                        "turn": int(rollout.turn_index[row]),
-                        "prompt": cut(prompts[i], self.max_chars, tail=True),
+                if rollout.layout == "trajectory":  # the whole episode in one row: split it by turn
+                    text: dict[str, Any] = {"segments": self._segments(rollout, row)}
+                else:
+                    text = {
                         "response": cut(texts[i], self.max_chars),
                         "action": _cut_or_none(
                             parsed_action(texts[i], self.method.action_format), self.max_chars
                         ),
+                    }
+                turns.append(
+                    {
+                        "turn": int(rollout.turn_index[row]),
+                        "prompt": cut(prompts[i], self.max_chars, tail=True),
+                        **text,
                         "reward": _number(scores[row]),
                         "env_reward": _number(rollout.step_reward[row]),
                         "advantage": _number(update.advantages[row][kept][0]) if bool(kept.any()) else None,
@@ -167,10 +188,38 @@ class SampleRecorder:
                     "score": _number(trajectory.score),
                     "env_reward": _number(trajectory.env_reward),
                     "tool_calls": int(trajectory.tool_calls),
+                    # turns the episode played: those missing from "turns" were dropped by the group filter
+                    "played_turns": int(trajectory.turns),
                     "turns": turns,
                 }
             )
         return episodes
+
+    def _segments(self, rollout, row: int) -> list[dict[str, Any]]:
+        """A trajectory-layout row's response cut where the model's sampled tokens
+        (``response_mask`` 1) meet the environment's (0: the chat template and each
+        observation between two turns), in order, each text cut to ``max_chars``."""
+        length = int(rollout.attention_mask[row, rollout.prompt_length :].sum())
+        ids = rollout.responses[row, :length].tolist()
+        sampled = rollout.response_mask[row, :length].tolist()
+        runs, start = [], 0
+        for is_model, run in itertools.groupby(sampled):
+            size = len(list(run))
+            runs.append((bool(is_model), ids[start : start + size]))
+            start += size
+        texts = self.tokenizer.batch_decode([run for _, run in runs], skip_special_tokens=False)
+        segments = []
+        for (is_model, _), text in zip(runs, texts, strict=True):
+            segment: dict[str, Any] = {
+                "source": "model" if is_model else "env",
+                "text": cut(text, self.max_chars),
+            }
+            if is_model:
+                segment["action"] = _cut_or_none(
+                    parsed_action(text, self.method.action_format), self.max_chars
+                )
+            segments.append(segment)
+        return segments
 
     def _texts_and_flags(self, rollout, rows: list[int]) -> tuple[list[str], list[str], dict[str, Any]]:
         """Decoded responses and prompts of ``rows``, and every Dr.BoT flag of each (whether

@@ -77,14 +77,14 @@ def test_gigpo_by_hand():
     # one group, two trajectories. t1: obs s0 -> s1, step rewards 0, 10 (won, episode reward 10)
     # t2: obs s0 -> s2 -> s3, step rewards 0, 0, 0 (episode reward 0)
     rewards = [10.0, 10.0, 0.0, 0.0, 0.0]
+    returns = discounted_returns(
+        [0.0, 10.0, 0.0, 0.0, 0.0], ["t1", "t1", "t2", "t2", "t2"], [0, 1, 0, 1, 2], gamma=0.5
+    )
     adv = gigpo(
         rewards,
         ["g"] * 5,
-        traj_ids=["t1", "t1", "t2", "t2", "t2"],
         anchor_obs=["s0", "s1", "s0", "s2", "s3"],
-        step_rewards=[0.0, 10.0, 0.0, 0.0, 0.0],
-        turn_index=[0, 1, 0, 1, 2],
-        gamma=0.5,
+        step_returns=returns,
         step_weight=1.0,
         mode="mean_norm",
     )
@@ -95,13 +95,7 @@ def test_gigpo_by_hand():
 
 
 def test_gigpo_std_mode_and_weight_and_penalty():
-    kwargs = dict(
-        traj_ids=["t1", "t2"],
-        anchor_obs=["s0", "s0"],
-        step_rewards=[10.0, 0.0],
-        turn_index=[0, 0],
-        gamma=0.95,
-    )
+    kwargs = dict(anchor_obs=["s0", "s0"], step_returns=[10.0, 0.0])
     adv = gigpo([10.0, 0.0], ["g", "g"], mode="mean_std_norm", step_weight=0.5, **kwargs)
     # episode: mean 5, unbiased std sqrt(50) -> +-5/sqrt(50); step: same numbers
     e = 5 / (math.sqrt(50) + 1e-6)
@@ -113,13 +107,7 @@ def test_gigpo_std_mode_and_weight_and_penalty():
 
 def test_anchor_groups_do_not_cross_task_groups():
     adv = gigpo(
-        [1.0, 0.0],
-        ["g1", "g2"],
-        traj_ids=["a", "b"],
-        anchor_obs=["same", "same"],
-        step_rewards=[1.0, 0.0],
-        turn_index=[0, 0],
-        mode="mean_norm",
+        [1.0, 0.0], ["g1", "g2"], anchor_obs=["same", "same"], step_returns=[1.0, 0.0], mode="mean_norm"
     )
     # each is alone in its group: episode term r (mean 0 for singletons), step term 0
     assert adv.tolist() == pytest.approx([1.0, 0.0])
@@ -146,6 +134,8 @@ def test_registry_and_bad_input():
     with pytest.raises(ValueError, match="stats_over must be one of"):
         grpo([1.0], [0], stats_over="steps")
     with pytest.raises(ValueError, match="mode must be one of"):
-        gigpo([1.0], [0], traj_ids=[0], anchor_obs=["s"], step_rewards=[1.0], turn_index=[0], mode="std")
+        gigpo([1.0], [0], anchor_obs=["s"], step_returns=[1.0], mode="std")
     with pytest.raises(ValueError, match="anchor_obs has 2 entries"):
-        gigpo([1.0], [0], traj_ids=[0], anchor_obs=["s", "t"], step_rewards=[1.0], turn_index=[0])
+        gigpo([1.0], [0], anchor_obs=["s", "t"], step_returns=[1.0])
+    with pytest.raises(ValueError, match="step_returns has 2 entries"):
+        gigpo([1.0], [0], anchor_obs=["s"], step_returns=[1.0, 2.0])

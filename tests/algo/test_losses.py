@@ -381,3 +381,26 @@ def test_kl_penalties_by_hand():
     assert kl_penalty(logp, ref, "mse").item() == pytest.approx(0.5)
     with pytest.raises(ValueError, match="kind must be one of"):
         kl_penalty(logp, ref, "k2")
+
+
+@pytest.mark.parametrize(
+    ("mode", "block_rows", "expected"), [("clip_cov", None, 1), ("clip_cov", 8, 2), ("kl_cov", 8, 2)]
+)
+def test_covariance_tokens_are_counted_per_block_of_rows(mode, block_rows, expected):
+    """spec 10: the official count is max(1, floor(ratio x tokens)) per micro-batch of 8 rows.
+    16 rows x 50 tokens at ratio 0.0002: one token per 8-row block (2), not one in all (1)."""
+    torch.manual_seed(0)
+    log_prob = torch.randn(16, 50) - 2.0
+    _, metrics = policy_loss(
+        mode,
+        log_prob=log_prob,
+        old_log_prob=log_prob.clone(),  # ratio 1: PPO clips nothing, every token is a candidate
+        advantages=torch.randn(16, 50),
+        mask=torch.ones(16, 50),
+        cov_ratio=0.0002,
+        cov_lb=-1e9,
+        cov_ub=1e9,
+        cov_block_rows=block_rows,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert metrics["cov_clipfrac"] == pytest.approx(expected / (16 * 50))

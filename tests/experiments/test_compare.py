@@ -501,3 +501,46 @@ def test_paired_runs_pairs_the_same_run_of_two_sweeps_episode_by_episode(tmp_pat
     other.write_text(yaml.safe_dump({"env": {**env, "options": {"max_turns": 5}}}))
     with pytest.raises(SystemExit, match="different environments"):
         paired_runs.main([str(tmp_path / "A"), str(tmp_path / "B")])
+
+
+def test_ctrl_c_in_a_parallel_sweep_then_the_same_command_finishes_it_bit_exact(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: `spear compare --jobs 2` stops
+    its running runs at a step boundary (each keeps its last completed step) and exits 130
+    with the command to run again; that command finishes every run with the metrics of an
+    uninterrupted sweep."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["compare", "--env", "parity_env:ParityEnv", "--presets", "grpo,spear", "--seeds", "1"]
+    args += ["--steps", "4", "--quiet", "--threads", "1", *MICRO]
+    runs = ("grpo-seed0", "spear-seed0")
+    out = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "spear.cli", *args, "--jobs", "2", "--out", str(out)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "support"), *sys.path]),
+    }
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    logs = [out / "runs" / run / "metrics.jsonl" for run in runs]
+    deadline = time.monotonic() + 240
+    while not all(log.is_file() and '"step": 2' in log.read_text() for log in logs):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 130, err[-3000:]
+    assert "Traceback" not in err
+    assert "resume with: spear compare" in err.splitlines()[-1]
+    assert not all((out / "runs" / run / "summary.json").is_file() for run in runs), "nothing was interrupted"
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    reference = tmp_path / "straight"
+    assert main([*args, "--jobs", "1", "--out", str(reference)]) == 0
+    for run in runs:
+        got, expected = metrics(out / "runs" / run), metrics(reference / "runs" / run)
+        strip = [{k: v for k, v in row.items() if not k.startswith("time/")} for row in got]
+        assert strip == [{k: v for k, v in row.items() if not k.startswith("time/")} for row in expected]

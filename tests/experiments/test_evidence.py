@@ -116,7 +116,7 @@ def test_pooled_gain_concatenates_the_seeds_episodes():
     assert (gain.episodes, gain.won_after_only, gain.won_before_only) == (5, 3, 1)
     assert gain.gain == pytest.approx(0.4)
     half = 1.959964 * ((4 - 4 / 5) / 25) ** 0.5  # ((b + c) - (c - b)^2 / n) / n^2
-    assert gain.ci == pytest.approx((0.4 - half, 0.4 + half))
+    assert gain.ci == pytest.approx((0.4 - half, 1.0))  # 0.4 + half = 1.10: cut to the largest change
     assert gain.p_value == pytest.approx(2 * (1 + 4) / 16)  # exact McNemar, b = 1 of 4
     assert pooled_gain([(None, None)]) is None
     assert pooled_gain([(outcomes([1], failed=[True]), outcomes([0]))]) is None  # no episode left

@@ -7,7 +7,16 @@ import pytest
 
 from spear.trainer.config import ConfigError, available_presets, load_config, parse_override
 
-PAPER_ROWS = {"grpo", "gigpo", "drbot", "drbot-gigpo", "spear", "grpo+spear", "gigpo+spear"}
+PAPER_ROWS = {
+    "grpo",
+    "gigpo",
+    "drbot",
+    "drbot-gigpo",
+    "spear",
+    "grpo+spear",
+    "gigpo+spear",
+    "drbot-gigpo+spear",
+}
 
 
 def test_every_paper_row_has_a_preset_and_each_resolves():
@@ -34,6 +43,22 @@ def test_presets_encode_the_method_switches_of_spec_7_1():
         60.0,
     )
     assert load_config("gigpo+spear")["algorithm"]["estimator"] == "gigpo"
+
+
+def test_the_official_gigpo_spear_script_is_dr_bot_gigpo_plus_spear():
+    """spec 10: filters, group filter 0.75, sum-norm, clip-high 0.28, norm_adv_by_std_in_grpo
+    False (replay advantages R - b), GiGPO in mean_std_norm, Clip-Cov, tool reward, SIL."""
+    config = load_config("drbot-gigpo+spear")
+    algorithm, actor, sil = config["algorithm"], config["actor"], config["sil"]
+    assert (algorithm["estimator"], algorithm["gigpo"]["mode"]) == ("gigpo", "mean_std_norm")
+    assert len(algorithm["filters"]) == 4 and algorithm["group_filter"]["ratio"] == 0.75
+    assert (actor["agg_mode"], actor["clip_high"], actor["loss_mode"]) == (
+        "seq-mean-token-sum-norm",
+        0.28,
+        "clip_cov",
+    )
+    assert algorithm["normalize_by_std"] is False and sil["buffer"]["normalize_by_std"] == "auto"
+    assert sil["enabled"] and algorithm["tool_reward"]["schedule"] == "cosine"
 
 
 def test_overrides_parse_yaml_values():

@@ -77,9 +77,9 @@ def test_buffer_fills_fires_and_sil_changes_parameters_only_when_it_fires(base_m
     replay_calls = []
     original = trainer._update
 
-    def spy(batch, step, *, replay, weight=1.0):
+    def spy(batch, step, *, replay, weight=1.0, epoch=0):
         before = [p.detach().clone() for p in trainer.model.parameters()]
-        out = original(batch, step, replay=replay, weight=weight)
+        out = original(batch, step, replay=replay, weight=weight, epoch=epoch)
         changed = any(not torch.equal(a, p) for a, p in zip(before, trainer.model.parameters(), strict=True))
         if replay:
             replay_calls.append((step, weight, changed))
@@ -180,3 +180,66 @@ def test_auto_capacity_is_half_the_first_steps_rows_and_stays(base_model, tmp_pa
     rows = int(first["rollout/rows_after_group_filter"])
     assert first["sil/capacity"] == capacity_for_rows(rows, 0.5)
     assert trainer.train_step(2)["sil/capacity"] == first["sil/capacity"]
+
+
+@pytest.mark.parametrize("weight_at", ["loss", "clipped_gradient"])
+def test_the_replay_update_size_tracks_lambda_sil_only_when_weighted_after_the_clip(
+    base_model, tmp_path, weight_at
+):
+    """With a clip that binds on every optimizer step (grad_clip 1e-6), the official order
+    (lambda_sil on the loss, then the clip) makes the replay step as large as the on-policy
+    one whatever lambda_sil(t) is; sil.weight_at=clipped_gradient scales the clipped replay
+    gradient, so the ratio of applied gradient norms is lambda_sil(t) itself."""
+    config = [f"model.path={base_model}", "sft.enabled=false", "env.name=parity", "env.options={}"]
+    config += ["actor.grad_clip=1e-6", f"sil.weight_at={weight_at}", "eval.final_episodes=0", "eval.every=0"]
+    train(micro_config(*config), run_dir=tmp_path, quiet=True)
+    fired = [r for r in read_metrics(tmp_path) if r.get("sil/fired")]
+    assert fired, "the buffer never fired"
+    for row in fired:
+        ratio = row["sil/grad_norm_applied"] / row["actor/grad_norm_applied"]
+        assert row["sil/grad_norm"] > 1e-6 and row["actor/grad_norm"] > 1e-6  # the clip binds
+        expected = row["schedule/lambda_sil"] if weight_at == "clipped_gradient" else 1.0
+        assert ratio == pytest.approx(expected, rel=1e-6)
+    assert len({round(r["schedule/lambda_sil"], 6) for r in fired}) > 1 or weight_at == "loss"
+
+
+def test_ppo_epochs_interleave_the_on_policy_and_replay_passes_as_the_official_update(
+    base_model, tmp_path, monkeypatch
+):
+    """spec 10 ("Epoch nesting"): per PPO epoch the on-policy mini-batches, then the replay ones."""
+    calls = []
+    update = Trainer._update
+
+    def recorded(self, batch, step, *, replay, weight=1.0, epoch=0):
+        calls.append((step, "replay" if replay else "on-policy", epoch))
+        return update(self, batch, step, replay=replay, weight=weight, epoch=epoch)
+
+    monkeypatch.setattr(Trainer, "_update", recorded)
+    trainer = make_trainer(base_model, tmp_path, "env.name=parity", "env.options={}", "actor.ppo_epochs=2")
+    fired = [trainer.train_step(step)["sil/fired"] for step in (1, 2, 3)]
+    step = 1 + fired.index(1.0)
+    assert [c[1:] for c in calls if c[0] == step] == [
+        ("on-policy", 0),
+        ("replay", 0),
+        ("on-policy", 1),
+        ("replay", 1),
+    ]
+
+
+@pytest.mark.parametrize("order", ["trajectory", "turn"])
+def test_mini_batches_are_cut_from_trajectory_major_rows_as_the_official_trainer(base_model, tmp_path, order):
+    """spec 10 ("Row order is trajectory-major"): with actor.minibatch_order=trajectory the
+    update rows run trajectory by trajectory, each turn by turn, so a mini-batch holds whole
+    trajectories; ``turn`` keeps the engine's order (one turn depth across episodes)."""
+    trainer = make_trainer(
+        base_model, tmp_path, f"actor.minibatch_order={order}", "algorithm.group_filter.ratio=1.0"
+    )
+    step_batch, _ = trainer.prepare(1, {})
+    rows = list(
+        zip(step_batch.rollout.traj_index.tolist(), step_batch.rollout.turn_index.tolist(), strict=True)
+    )
+    if order == "trajectory":
+        assert rows == sorted(rows)
+    else:
+        assert [turn for _, turn in rows] == sorted(turn for _, turn in rows)
+    assert max(turn for _, turn in rows) >= 1  # several turns: the two orders differ

@@ -223,3 +223,53 @@ def test_seq_mean_token_sum_norm_divides_by_the_padded_response_budget():
     assert sum_norm(*trajectory, "actor.sum_norm_length=micro_batch") is None
     assert load_config("grpo")["actor"]["agg_mode"] == "token-mean"
     assert Method(load_config("grpo"), None, "react").loss_settings(replay=True).norm_length is None
+
+
+def gigpo_batch() -> RolloutBatch:
+    """One group of two copies of four turns; copy 0 wins at its last turn (step rewards
+    0, 0, 0, 10), copy 1 never does."""
+    rows, records = [], []
+    for copy in range(2):
+        record = TrajectoryRecord("g", f"g-{copy}", seed=0, turns=4, won=copy == 0)
+        record.env_reward = 10.0 if copy == 0 else 0.0
+        for turn in range(4):
+            meta = {
+                "group_id": "g",
+                "traj_id": f"g-{copy}",
+                "traj_index": copy,
+                "turn_index": turn,
+                "anchor_obs": f"obs{turn}",
+                "step_reward": 10.0 if copy == 0 and turn == 3 else 0.0,
+                "tool_calls": 1,
+                "env_done": turn == 3,
+                "is_last_turn": turn == 3,
+                "finish_reason": "stop",
+                "failed": False,
+                "invalid_action": False,
+                "format_error": False,
+            }
+            record.rows.append(len(rows))
+            rows.append(Row([1], [2], [1], [-1.0], [-1.0], meta))
+        records.append(record)
+    return RolloutBatch.from_rows(rows, records, pad_token_id=0, layout="turn")
+
+
+@pytest.mark.parametrize("dropped", [3, 1])
+def test_gigpo_returns_are_discounted_over_whole_trajectories_before_rows_are_dropped(dropped):
+    """The official order (core_gigpo.py before _filter_rollout): a filter that drops turn 3
+    (or 1) of the winning copy leaves the other turns' returns as they were on the whole
+    trajectory, 10 x 0.95^(3 - t), not recomputed from the rows that are left (which would
+    give turn 0 a return of 0, or 10 x 0.95^2)."""
+    method = Method(load_config("gigpo", ["algorithm.gigpo.mode=mean_norm"]), None, "react")
+    batch = gigpo_batch()
+    returns = method.step_returns(batch)
+    assert returns[:4].tolist() == pytest.approx([10 * 0.95**3, 10 * 0.95**2, 10 * 0.95, 10.0])
+    keep = np.array([row for row in range(8) if row != dropped])
+    kept = batch.select(keep)
+    scores = method.shape_rewards(kept, step=1)
+    step_part = method.advantages(kept, scores, returns[keep]) - method.advantages(kept, scores, np.zeros(7))
+    # turn 0 of both copies shares anchor obs0: returns 8.57 and 0, mean 4.29 (mean_norm: no std)
+    weight = method.config["algorithm"]["gigpo"]["step_weight"]
+    assert float(step_part[0]) == pytest.approx(weight * 10 * 0.95**3 / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="needs step_returns"):
+        method.advantages(kept, scores)
