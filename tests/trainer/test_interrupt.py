@@ -108,10 +108,10 @@ def test_ctrl_c_in_an_update_finishes_the_step_first(
 ):
     update = Trainer._update
 
-    def interrupted(self, batch, step, *, replay, weight=1.0):
+    def interrupted(self, batch, step, *, replay, weight=1.0, epoch=0):
         if step == 4 and replay == wanted:
             ctrl_c()
-        return update(self, batch, step, replay=replay, weight=weight)
+        return update(self, batch, step, replay=replay, weight=weight, epoch=epoch)
 
     wanted = replay
     monkeypatch.setattr(Trainer, "_update", interrupted)
