@@ -251,13 +251,35 @@ def _follow(bar: Any, plans: list[RunPlan], steps: int, every_s: float = 1.0) ->
 def _start_worker(threads: int, hf_progress_bars: bool) -> None:
     """Give a spawned run process this process's torch thread count and HF progress-bar
     setting: a spawned process starts from defaults, so without this the CLI's choice to
-    hide transformers' save/load bars would not reach the runs."""
+    hide transformers' save/load bars would not reach the runs.
+
+    An idle worker ignores Ctrl-C: a terminal sends it to the whole process group, and a
+    worker waiting for its next run would otherwise die with a traceback. A running one
+    takes it as the trainer does (:func:`_run_in_worker`).
+    """
+    import signal
+
     import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from transformers.utils import logging as hf_logging
 
     torch.set_num_threads(threads)
     if not hf_progress_bars:
         hf_logging.disable_progress_bar()
+
+
+def _run_in_worker(plan: RunPlan) -> dict[str, Any]:
+    """``run_one`` in a pool worker, with Ctrl-C handled as in a foreground run while it
+    trains: the run stops at a step boundary and its ``TrainingInterrupted`` comes back
+    to the parent as the future's exception."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run_one(plan)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run_all(plans: list[RunPlan], jobs: int) -> Iterator[tuple[RunPlan, dict[str, Any]]]:
@@ -275,10 +297,15 @@ def _run_all(plans: list[RunPlan], jobs: int) -> Iterator[tuple[RunPlan, dict[st
 
     setup = (torch.get_num_threads(), hf_logging.is_progress_bar_enabled())
     spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock
-    with ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_start_worker, initargs=setup) as pool:
-        futures = {pool.submit(run_one, plan): plan for plan in plans}
+    pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_start_worker, initargs=setup)
+    try:
+        futures = {pool.submit(_run_in_worker, plan): plan for plan in plans}
         for future in as_completed(futures):
             yield futures[future], future.result()
+    finally:
+        # on Ctrl-C (or a failed run) start no queued run; the running ones got the same
+        # Ctrl-C and stop at their next step boundary, which is waited for
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def compare(

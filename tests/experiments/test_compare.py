@@ -544,3 +544,53 @@ def test_ctrl_c_in_a_parallel_sweep_then_the_same_command_finishes_it_bit_exact(
         got, expected = metrics(out / "runs" / run), metrics(reference / "runs" / run)
         strip = [{k: v for k, v in row.items() if not k.startswith("time/")} for row in got]
         assert strip == [{k: v for k, v in row.items() if not k.startswith("time/")} for row in expected]
+
+
+IDLE_POOL = """
+import multiprocessing, os, signal, time
+from concurrent.futures import ProcessPoolExecutor
+from spear.experiments.compare import _start_worker
+
+
+def slow_pid(_):
+    time.sleep(0.5)
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    # the parent carries on (a handler, not SIG_IGN, which a spawned child would inherit)
+    signal.signal(signal.SIGINT, lambda *_: None)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(1, False)) as pool:
+        workers = set()
+        while len(workers) < 2:  # both workers started, ran a task, and now wait idle
+            workers |= set(pool.map(slow_pid, range(2)))
+        print("ready", flush=True)
+        time.sleep(3)  # the test sends Ctrl-C to the process group now
+        print(sum(pool.map(abs, [-1, -2, -3])), flush=True)
+"""
+
+
+def test_an_idle_sweep_worker_survives_ctrl_c(tmp_path):
+    """A run that finished early leaves its pool worker waiting for work: a terminal's
+    Ctrl-C reaches it too, and it must neither die nor print a traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "idle_pool.py"
+    script.write_text(IDLE_POOL)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout.readline().strip() == "ready"
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert out.strip() == "6"
+    assert "Traceback" not in err
