@@ -1,7 +1,9 @@
 """The shipped starting policies: cold-started embedded models that come with the package.
 
 ``spear/models/pretrained/<env>/`` holds an HF-format model and tokenizer that
-``scripts/build_starting_policy.py`` built and cold-started on ``<env>``, plus
+``scripts/build_starting_policy.py`` built and cold-started on ``<env>`` in the ``turn``
+rollout layout (spear's default); a policy cold-started in another layout sits beside it in
+``<env>-<layout>/`` (the TRL integration trains ``trajectory`` rows). Each folder holds
 ``manifest.json``: the command that rebuilds it, the settings it was built with, its
 held-out evaluation, and the byte size and sha256 of every file. A policy is verified
 against its manifest before it is loaded, so a deleted, truncated or edited file is
@@ -26,6 +28,10 @@ MAX_BYTES = 10 * 1024 * 1024  # every policy ships inside the package: keep the 
 REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 # Used when the manifest itself is gone or unreadable (it normally records its own command).
 REBUILD_COMMAND = "python scripts/build_starting_policy.py --env {env}"
+DEFAULT_LAYOUT = "turn"  # rollout.layout's default: its policy's folder is the environment's name
+# The other layouts a policy is shipped in (spear.rollout.config.LAYOUTS; this floor cannot import it)
+OTHER_LAYOUTS = ("trajectory",)
+PACKAGE_FOLDER = "spear/models/pretrained"  # pretrained_root() in a checkout, where the builder runs
 
 
 class StartingPolicyError(ValueError):
@@ -37,21 +43,53 @@ def pretrained_root() -> Path:
     return Path(str(resources.files("spear.models").joinpath("pretrained")))
 
 
-def starting_policy_dir(env_name: str) -> Path | None:
-    """The shipped policy's folder for ``env_name``, or None when none is shipped.
+def policy_folder_name(env_name: str, layout: str = DEFAULT_LAYOUT) -> str:
+    """The folder name of ``env_name``'s policy cold-started in rollout ``layout``."""
+    return env_name if layout == DEFAULT_LAYOUT else f"{env_name}-{layout}"
+
+
+def folder_env_and_layout(path: str | Path) -> tuple[str, str]:
+    """(environment, layout) of a policy folder, from its name (:func:`policy_folder_name`)."""
+    name = Path(path).name
+    for layout in OTHER_LAYOUTS:
+        if name.endswith(f"-{layout}"):
+            return name.removesuffix(f"-{layout}"), layout
+    return name, DEFAULT_LAYOUT
+
+
+def starting_policy_dir(env_name: str, layout: str = DEFAULT_LAYOUT) -> Path | None:
+    """The folder of the policy shipped for ``env_name`` in rollout ``layout``, or None when
+    none is shipped.
 
     A folder that exists counts as shipped even if it is damaged: loading it then
     fails with the damage named, instead of silently training from scratch.
     """
     if not isinstance(env_name, str) or not env_name or "/" in env_name or env_name.startswith("."):
         return None
-    path = pretrained_root() / env_name
+    if layout != DEFAULT_LAYOUT and layout not in OTHER_LAYOUTS:
+        return None
+    path = pretrained_root() / policy_folder_name(env_name, layout)
     return path if path.is_dir() else None
 
 
-def rebuild_command(env_name: str) -> str:
-    """The documented command that builds the shipped policy of ``env_name``."""
-    return REBUILD_COMMAND.format(env=env_name)
+def rebuild_command(env_name: str, layout: str = DEFAULT_LAYOUT) -> str:
+    """The documented command that builds the shipped policy of ``env_name`` in ``layout``, as
+    the builder records it (without ``--out``: :func:`into_folder` adds it)."""
+    command = REBUILD_COMMAND.format(env=env_name)
+    return command if layout == DEFAULT_LAYOUT else f"{command} rollout.layout={layout}"
+
+
+def into_folder(command: str, env_name: str, layout: str) -> str:
+    """``command`` (a build command) writing where the package looks for ``layout``'s policy:
+    the builder's default folder is the ``turn`` one, another layout's needs ``--out``."""
+    if layout == DEFAULT_LAYOUT:
+        return command
+    return f"{command} --out {PACKAGE_FOLDER}/{policy_folder_name(env_name, layout)}"
+
+
+def rebuild_hint(path: str | Path, command: str) -> str:
+    """``Rebuild it with: ...`` for the policy in ``path`` built by ``command``."""
+    return f"Rebuild it with: {into_folder(command, *folder_env_and_layout(path))}"
 
 
 def file_digest(path: Path) -> tuple[int, str]:
@@ -69,9 +107,9 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest of the policy folder ``path``; StartingPolicyError if it is missing or
     not a manifest (the message holds the documented rebuild command)."""
     path = Path(path)
-    env_name = path.name
+    env_name, layout = folder_env_and_layout(path)
     target = path / MANIFEST
-    how = f"Rebuild it with: {rebuild_command(env_name)}"
+    how = rebuild_hint(path, rebuild_command(env_name, layout))
     if not target.is_file():
         raise StartingPolicyError(f"the starting policy in {path} is incomplete: {target} is missing. {how}")
     try:
@@ -89,7 +127,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if missing:
         raise StartingPolicyError(f"{target} does not list {', '.join(missing)}. {how}")
     if not isinstance(manifest.get("command"), str) or not manifest["command"]:
-        manifest["command"] = rebuild_command(manifest.get("env", env_name))
+        manifest["command"] = rebuild_command(manifest.get("env", env_name), layout)
     return manifest
 
 
@@ -101,7 +139,7 @@ def verify_starting_policy(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     manifest = read_manifest(path)
-    how = f"Rebuild it with: {manifest['command']}"
+    how = rebuild_hint(path, manifest["command"])
     for name, expected in manifest["files"].items():
         target = path / name
         if not target.is_file():
@@ -123,22 +161,24 @@ def verify_starting_policy(path: str | Path) -> dict[str, Any]:
 
 
 def load_starting_policy(
-    env_name: str, dtype: str | torch.dtype | None = None
+    env_name: str, dtype: str | torch.dtype | None = None, layout: str = DEFAULT_LAYOUT
 ) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
-    """Verify and load the shipped policy of ``env_name``: (model, tokenizer, manifest)."""
+    """Verify and load the shipped policy of ``env_name`` in rollout ``layout``: (model,
+    tokenizer, manifest)."""
     from spear.models.embedded import load_model_and_tokenizer
 
-    path = starting_policy_dir(env_name)
+    path = starting_policy_dir(env_name, layout)
     if path is None:
+        shipped = "" if layout == DEFAULT_LAYOUT else f" in the {layout!r} layout"
         raise StartingPolicyError(
-            f"no starting policy is shipped for environment '{env_name}'; build one with: "
-            f"{rebuild_command(env_name)}"
+            f"no starting policy is shipped for environment '{env_name}'{shipped}; build one with: "
+            f"{into_folder(rebuild_command(env_name, layout), env_name, layout)}"
         )
     manifest = verify_starting_policy(path)
     try:
         model, tokenizer = load_model_and_tokenizer(path, dtype=dtype)
     except (OSError, ValueError) as exc:  # verified files that still do not load: rebuilt by a broken build
         raise StartingPolicyError(
-            f"the starting policy in {path} does not load ({exc}). Rebuild it with: {manifest['command']}"
+            f"the starting policy in {path} does not load ({exc}). {rebuild_hint(path, manifest['command'])}"
         ) from None
     return model, tokenizer, manifest

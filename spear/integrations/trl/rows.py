@@ -91,7 +91,8 @@ class StepSignal:
         live: the kept rows as a RolloutBatch (what our trainer keeps), with their
             ``scores``, ``mask``, behaviour log-probs and per-token ``advantages`` for the
             replay buffer.
-        metrics: filter statistics and rows after the group filter.
+        metrics: filter statistics, rows after the group filter and rows in the loss (kept
+            and not zeroed by a response filter: the rows this step learns from).
     """
 
     scores: np.ndarray
@@ -142,6 +143,7 @@ def step_signal(method: Method, batch: RolloutBatch, slots: int, step: int) -> S
         out_mask[slot, :width] = mask[j]
         out_adv[slot, :width] = advantages[j]
         out_old[slot, :width] = old_log_prob[j]
+    metrics["rollout/rows_in_loss"] = float((out_mask.sum(dim=1) > 0).sum())
     return StepSignal(
         scores=out_scores,
         loss_mask=out_mask,

@@ -17,6 +17,10 @@ and one callback, each a thin call into :class:`spear.trainer.method.Method` and
 * a callback after the last optimizer step of each RL step: the SIL replay update, its
   own optimizer steps weighted by lambda_sil(t), with the replay Clip-Cov parameters.
 
+TRL's checkpoints (every ``checkpoint.every`` RL steps) also hold the replay buffer, and
+``save_model`` writes ``spear_run.yaml`` beside the weights, so ``spear eval`` plays a
+saved model with the settings it was trained with.
+
 One RL step = one TRL generation batch of ``B x G`` episodes, followed by
 ``B G / mini_batch_size x ppo_epochs`` optimizer steps (TRL's ``global_step`` counts those).
 """
@@ -24,12 +28,15 @@ One RL step = one TRL generation batch of ``B x G`` episodes, followed by
 from __future__ import annotations
 
 import copy
+import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from datasets import Dataset
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
@@ -37,9 +44,11 @@ from trl import GRPOConfig, GRPOTrainer
 from spear.algo.replay import ReplayBuffer, ReplayConfig
 from spear.envs import make
 from spear.integrations.trl.rows import fit_width, step_signal, trl_rows
+from spear.models.shipped import MANIFEST
 from spear.trainer.actor import LossSettings, micro_batch_objective
-from spear.trainer.loop import make_engine
+from spear.trainer.loop import RUN_SETTINGS, make_engine, save_run_settings
 from spear.trainer.method import Method, step_seed
+from spear.trainer.run import prompt_differences
 
 TASK_PREFIX = "task "
 BUFFER_FILE = "spear_replay_buffer.pt"
@@ -69,12 +78,16 @@ def spear_grpo_config(config: dict[str, Any], output_dir: str | Path, **override
 
     Rows per forward pass, per optimizer step and per RL step, PPO epochs, the optimizer
     (AdamW, constant lr), the rollout temperature and the clip range come from the spear
-    config; ``overrides`` set anything else (``bf16``, ``report_to``, ``logging_steps``,
-    ``save_steps``, ...). Overriding a field the method depends on is refused by
-    :class:`SpearGRPOTrainer`.
+    config; so do the checkpoints: every ``checkpoint.every`` RL steps (0: none), the newest
+    ``checkpoint.keep`` kept, each in ``output_dir/checkpoint-<optimizer step>`` with the
+    replay buffer (``spear_replay_buffer.pt``). ``overrides`` set anything else (``bf16``,
+    ``report_to``, ``logging_steps``, ``save_steps``, ...). Overriding a field the method
+    depends on is refused by :class:`SpearGRPOTrainer`.
     """
     rows, mini, micro = _batch_shape(config)
     r, a = config["rollout"], config["actor"]
+    every = config["checkpoint"]["every"]
+    optimizer_steps = (rows // mini) * a["ppo_epochs"]  # per RL step: TRL's save_steps counts these
     kwargs: dict[str, Any] = {
         "output_dir": str(output_dir),
         "num_generations": r["group_size"],
@@ -98,7 +111,9 @@ def spear_grpo_config(config: dict[str, Any], output_dir: str | Path, **override
         "seed": config["seed"],
         "logging_steps": 1,
         "report_to": "none",
-        "save_strategy": "no",
+        "save_strategy": "steps" if every > 0 else "no",
+        "save_steps": max(every, 1) * optimizer_steps,
+        "save_total_limit": max(int(config["checkpoint"]["keep"]), 1),  # as our trainer prunes
         "use_vllm": False,
         "use_cpu": not torch.cuda.is_available(),
         # as spear's model.dtype=auto: bf16 on a GPU, fp32 on CPU (TRL's default is bf16 everywhere)
@@ -143,6 +158,42 @@ def check_compatible(config: dict[str, Any], args: GRPOConfig) -> None:
         )
     if problems:
         raise IntegrationError("spear config and GRPOConfig disagree: " + "; ".join(problems))
+
+
+def recorded_rollout(model: Any) -> dict[str, Any] | None:
+    """The rollout settings the folder ``model`` was loaded from records, or None.
+
+    A shipped policy's ``manifest.json`` records its cold start; a model saved by spear's
+    trainer or :meth:`SpearGRPOTrainer.save_model` records its run in ``spear_run.yaml``.
+    ``model`` is a path or a model loaded by ``from_pretrained`` (its ``name_or_path``).
+    """
+    name = model if isinstance(model, (str, Path)) else getattr(model, "name_or_path", None)
+    folder = Path(name) if name else None
+    if folder is None or not folder.is_dir():
+        return None  # a model built in memory or named by a Hub id records nothing here
+    try:
+        if (folder / MANIFEST).is_file():
+            rollout = json.loads((folder / MANIFEST).read_text())["config"]["rollout"]
+        elif (folder / RUN_SETTINGS).is_file():
+            rollout = yaml.safe_load((folder / RUN_SETTINGS).read_text())["rollout"]
+        else:
+            return None
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+        return None  # unreadable records: verifying or loading the model reports real damage
+    return rollout if isinstance(rollout, dict) else None
+
+
+def warn_prompt_differences(model: Any, config: dict[str, Any]) -> list[str]:
+    """Warn (``UserWarning``) about each prompt setting (the layout among them) in which
+    ``config`` differs from what ``model`` was trained on: the warnings ``spear train`` prints
+    for its starting policy (:func:`spear.trainer.run.prompt_differences`). Returns them."""
+    rollout = recorded_rollout(model)
+    if rollout is None:
+        return []
+    differences = prompt_differences({"config": {"rollout": rollout}}, config)
+    for difference in differences:
+        warnings.warn(difference, UserWarning, stacklevel=3)
+    return differences
 
 
 def task_dataset(config: dict[str, Any]) -> Dataset:
@@ -206,7 +257,10 @@ class SpearGRPOTrainer(GRPOTrainer):
     """TRL's ``GRPOTrainer`` running a spear preset on a spear environment.
 
     Args:
-        model: a causal LM (or its path, as TRL accepts).
+        model: a causal LM (or its path, as TRL accepts). When its folder records the prompt
+            settings it was trained with (a shipped policy's manifest, a saved run's
+            ``spear_run.yaml``), each that ``config`` changes, the layout among them, is
+            warned about as ``spear train`` does (:func:`warn_prompt_differences`).
         tokenizer: its tokenizer (with a prefix-preserving chat template).
         config: a spear config (:func:`spear.trainer.config.load_config`) with
             ``rollout.layout=trajectory``: the method, the environment and the batch shape.
@@ -230,6 +284,7 @@ class SpearGRPOTrainer(GRPOTrainer):
     ) -> None:
         args = args or spear_grpo_config(config, Path(config.get("run_dir") or "runs/trl"))
         check_compatible(config, args)
+        warn_prompt_differences(model, config)
         env = config["env"]
         probe = make(env["name"], **env["options"])
         action_format = probe.action_format
@@ -424,6 +479,10 @@ class SpearGRPOTrainer(GRPOTrainer):
             return
         step = self.rl_step - 1  # global_step has already moved past this RL step's updates
         weight = self.method.lambda_sil(step)
+        # sil.weight_at (docs/DESIGN.md, "Gradient clipping"): on the loss before the shared
+        # clip (the official order) or on the clipped gradient, as spear's trainer does
+        weight_at = self.spear_config["sil"]["weight_at"]
+        loss_weight = weight if weight_at == "loss" else 1.0
         batch = self.method.replay_batch(replay)
         micro = self.args.per_device_train_batch_size
         mini = micro * self.args.gradient_accumulation_steps
@@ -450,14 +509,29 @@ class SpearGRPOTrainer(GRPOTrainer):
                     replay=True,
                     generator=generator,
                 )
-                self.accelerator.backward(weight * objective * (len(part) / (stop - start)))
-            grad_norm = self.accelerator.clip_grad_norm_(params, self.args.max_grad_norm)
+                self.accelerator.backward(loss_weight * objective * (len(part) / (stop - start)))
+            limit = self.args.max_grad_norm if self.args.max_grad_norm else float("inf")  # 0: no clip
+            grad_norm = self.accelerator.clip_grad_norm_(params, limit)
             if torch.isfinite(torch.as_tensor(grad_norm)):
+                applied = min(float(grad_norm), limit)
+                if weight_at == "clipped_gradient":  # lambda_sil scales what the clip let through
+                    for p in params:
+                        if p.grad is not None:
+                            p.grad.mul_(weight)
+                    applied *= weight
                 self.optimizer.step()
-                self._log({"sil/grad_norm": float(grad_norm)})
+                self._log({"sil/grad_norm": float(grad_norm), "sil/grad_norm_applied": applied})
             self.optimizer.zero_grad(set_to_none=True)
 
     # ------------------------------------------------------------------ checkpoints
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """TRL's ``save_model``, plus ``spear_run.yaml`` (the environment and rollout settings)
+        beside the weights: ``spear eval --model DIR`` then plays the training settings (layout,
+        turn cap, response length), not its defaults. Checkpoints save through here too."""
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            save_run_settings(Path(output_dir or self.args.output_dir), self.spear_config)
+
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
         folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
