@@ -5,6 +5,7 @@ command line used, and every error about a damaged policy quotes it::
 
     python scripts/build_starting_policy.py --env household --threads 1
     python scripts/build_starting_policy.py --env household sft.episodes=960 sft.epochs=4
+    python scripts/build_starting_policy.py --env household --policy novice --threads 1
 
 Overrides (``key.sub=value``) apply over preset ``spear`` and the environment's profile,
 as in ``spear train``; the model is always the embedded one, built from scratch and
@@ -18,8 +19,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from spear.experiments.starting_policy import build_starting_policy, default_out_dir
-from spear.models.shipped import StartingPolicyError
+from spear.experiments.starting_policy import build_starting_policy
+from spear.models.shipped import KINDS, StartingPolicyError
 from spear.trainer.config import ConfigError
 
 
@@ -41,7 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="household", help="environment (default: household)")
-    parser.add_argument("--out", help="output folder (default: spear/models/pretrained/<env>)")
+    parser.add_argument(
+        "--policy",
+        default="expert",
+        choices=KINDS,
+        help="expert: the clone of the scripted expert (default); novice: the protocol without the tasks",
+    )
+    parser.add_argument(
+        "--out", help="output folder (default: spear/models/pretrained/<env>[-<policy>][-<layout>])"
+    )
     parser.add_argument("--eval-episodes", type=int, default=512, help="held-out episodes (default 512)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: one per core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -58,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        out = Path(args.out) if args.out else default_out_dir(args.env)
         build_starting_policy(
             args.env,
-            out,
+            Path(args.out) if args.out else None,
             args.overrides,
+            kind=args.policy,
             eval_episodes=args.eval_episodes,
             command=command,
             quiet=args.quiet,

@@ -78,14 +78,14 @@ def start_model(spec: SweepSpec, sweep_dir: Path, cold_config: dict[str, Any]) -
     return prepared_model_path(cold_config, Path(sweep_dir).resolve() / COLD_START)
 
 
-def start_policy_record(spec: SweepSpec) -> dict[str, Any] | None:
+def start_policy_record(spec: SweepSpec, start: Path) -> dict[str, Any] | None:
     """For a sweep from the shipped policy: its folder and weights' sha256, after verifying
     every file against its manifest (a damaged policy fails here, before any compute)."""
     if spec.init != "shipped":
         return None
-    from spear.models.shipped import starting_policy_dir, verify_starting_policy
+    from spear.models.shipped import verify_starting_policy
 
-    path = starting_policy_dir(spec.env)
+    path = start
     manifest = verify_starting_policy(path)
     return {
         "path": str(path),
@@ -334,7 +334,7 @@ def compare(
         start=start,
         command=command,
         machine=machine_info(),
-        start_policy=start_policy_record(spec),
+        start_policy=start_policy_record(spec, start),
     )
     if not quiet:
         print(f"sweep directory: {sweep_dir}", flush=True)

@@ -266,7 +266,10 @@ def describe_start(spec: SweepSpec, start: str, start_policy: dict[str, Any] | N
     model = f"`{spec.model}`" if spec.model is not None else "the embedded model"
     if spec.init == "shipped":
         sha = f", model.safetensors sha256 {start_policy['sha256'][:12]}" if start_policy else ""
-        model = f"the shipped starting policy of {spec.env}{sha}"
+        folder = Path(start_policy["path"]).name if start_policy else spec.env
+        # the expert clone's folder is its environment's name; another policy is named by its folder
+        which = spec.env if folder == spec.env else f"{spec.env} (`{folder}`)"
+        model = f"the shipped starting policy of {which}{sha}"
     if not start.startswith(COLD_START):
         return f"{model} as given (no SFT)"
     how = "cold-started once by SFT" if start.endswith("sft_model") else "built once, no SFT"

@@ -2,11 +2,14 @@
 
 The policy is what ``spear train --from-scratch`` would start RL from: the embedded
 model built for the environment and cold-started by SFT on noisy expert
-demonstrations, with the config of preset ``spear`` + the environment's profile +
-the given overrides. It is evaluated on held-out episodes at the config's eval
-temperature and written, with ``manifest.json`` (:mod:`spear.models.shipped`), into
-``spear/models/pretrained/<env>/`` by default: first into a temporary sibling folder,
-then swapped in, so an interrupted build leaves the old policy in place.
+demonstrations, with the config of preset ``spear`` + the environment's profile + the
+policy kind's recipe (:data:`RECIPES`) + the given overrides. It is evaluated on held-out
+episodes at the config's eval temperature and greedily (a policy must not look weak only
+because it samples), and written, with ``manifest.json`` (:mod:`spear.models.shipped`),
+into ``spear/models/pretrained/<env>[-<kind>][-<layout>]/`` by default: first into a
+temporary sibling folder, then swapped in, so an interrupted build leaves the old policy
+in place. The manifest records every package version the weights depend on and the
+commit: a rebuild on another version may give other bytes (docs/DESIGN.md).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,7 +28,16 @@ import torch
 
 import spear
 from spear.models.embedded import count_parameters
-from spear.models.shipped import MANIFEST, MAX_BYTES, file_digest, pretrained_root, verify_starting_policy
+from spear.models.shipped import (
+    DEFAULT_KIND,
+    KINDS,
+    MANIFEST,
+    MAX_BYTES,
+    file_digest,
+    policy_folder_name,
+    pretrained_root,
+    verify_starting_policy,
+)
 from spear.trainer.checkpoint import staged_folder
 from spear.trainer.config import ConfigError, load_config
 from spear.trainer.evaluate import episode_outcomes, play_held_out, summarize
@@ -32,15 +45,41 @@ from spear.trainer.loop import eval_batch_size, eval_settings, make_engine, save
 from spear.trainer.run import runs_sft, say, setup_model
 
 PRESET = "spear"
+# What makes each kind of policy, per environment: overrides applied after the environment's
+# profile and before the command line's. The expert clone is the profile itself; a novice
+# learns the protocol from few demonstrations (docs/DESIGN.md, "Novice starting policies").
+RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
+    "expert": {},
+    "novice": {
+        "household": ("sft.episodes=60", "sft.epochs=8"),
+    },
+}
+# the packages whose versions the built weights depend on (the manifest records them)
+PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "accelerate", "numpy")
 
 
-def default_out_dir(env_name: str) -> Path:
-    return pretrained_root() / env_name
+def recipe(env_name: str, kind: str = DEFAULT_KIND) -> tuple[str, ...]:
+    """The overrides that make a ``kind`` policy of ``env_name``; ConfigError when there is none."""
+    if kind not in KINDS:
+        raise ConfigError(f"--policy must be one of {', '.join(KINDS)}, got {kind!r}")
+    if kind == DEFAULT_KIND:
+        return RECIPES[kind].get(env_name, ())
+    if env_name not in RECIPES[kind]:
+        known = ", ".join(sorted(RECIPES[kind])) or "none"
+        raise ConfigError(f"no {kind} recipe for environment '{env_name}' (environments with one: {known})")
+    return RECIPES[kind][env_name]
 
 
-def builder_config(env_name: str, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Preset spear + the environment's profile + ``overrides``, building from scratch."""
-    config = load_config(PRESET, [f"env.name={env_name}", *overrides, "model.init=scratch"])
+def default_out_dir(env_name: str, kind: str = DEFAULT_KIND, layout: str = "turn") -> Path:
+    return pretrained_root() / policy_folder_name(env_name, kind, layout)
+
+
+def builder_config(env_name: str, overrides: Sequence[str] = (), kind: str = DEFAULT_KIND) -> dict[str, Any]:
+    """Preset spear + the environment's profile + ``kind``'s recipe + ``overrides``, building
+    from scratch."""
+    config = load_config(
+        PRESET, [f"env.name={env_name}", *recipe(env_name, kind), *overrides, "model.init=scratch"]
+    )
     if config["model"]["path"] is not None:
         raise ConfigError("a starting policy is the embedded model built from scratch; drop model.path")
     if not runs_sft(config):
@@ -48,6 +87,41 @@ def builder_config(env_name: str, overrides: Sequence[str] = ()) -> dict[str, An
     if config["model"]["lora"]["enabled"]:
         raise ConfigError("a starting policy is a full model; drop model.lora.enabled")
     return config
+
+
+def package_versions() -> dict[str, str]:
+    """The installed version of each package in :data:`PACKAGES` and of Python."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def source_commit() -> str | None:
+    """The git commit of the checkout the builder runs from (``+dirty`` with local changes to
+    ``spear/``), or None outside a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "spear"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    # a build rewrites spear/models/pretrained: only source changes count as dirty
+    changed = [line for line in dirty.splitlines() if "spear/models/pretrained/" not in line]
+    return head + ("+dirty" if changed else "")
 
 
 def machine_info() -> dict[str, Any]:
@@ -70,27 +144,34 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def evaluate_policy(model: Any, tokenizer: Any, config: dict[str, Any], episodes: int) -> dict[str, Any]:
+def evaluate_policy(
+    model: Any, tokenizer: Any, config: dict[str, Any], episodes: int, temperature: float | None = None
+) -> dict[str, Any]:
     """Held-out success and score as a run's eval engine measures them (same seeds and settings),
     with each episode's outcome and those settings: a run from this policy with equal settings
-    reuses the outcomes as its evaluation before RL (``spear.trainer.run.recorded_start_outcomes``)."""
-    engine = make_engine(
-        model, tokenizer, config, "eval", group_size=1, temperature=config["eval"]["temperature"]
-    )
+    reuses the outcomes as its evaluation before RL (``spear.trainer.run.recorded_start_outcomes``).
+    ``temperature`` defaults to the config's eval temperature; 0 is greedy."""
+    if temperature is None:
+        temperature = config["eval"]["temperature"]
+    engine = make_engine(model, tokenizer, config, "eval", group_size=1, temperature=temperature)
     try:
         records = play_held_out(engine, config["env"]["name"], episodes, batch_size=eval_batch_size(episodes))
     finally:
         engine.close()
     outcomes = episode_outcomes(records)
     result = summarize(outcomes)
+    turns = max(1, sum(r.turns for r in records))
     return {
         "episodes": result.episodes,
-        "temperature": config["eval"]["temperature"],
+        "temperature": temperature,
         "success_rate": result.success_rate,
         "success_ci": list(result.success_ci),
         "score": result.score,
+        # a novice must know the protocol: responses that parse, actions the environment takes
+        "format_error_rate": sum(r.format_errors for r in records) / turns,
+        "invalid_action_rate": sum(r.invalid_actions for r in records) / turns,
         "summary": result.summary(),
-        "settings": eval_settings(config, model),
+        "settings": {**eval_settings(config, model), "temperature": temperature},
         "outcomes": outcomes,
     }
 
@@ -100,19 +181,22 @@ def build_starting_policy(
     out_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
     *,
+    kind: str = DEFAULT_KIND,
     eval_episodes: int = 512,
     command: str | None = None,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Build, cold-start, evaluate and write the starting policy of ``env_name``; returns its
-    manifest. ``command`` is recorded as the command that regenerates it."""
+    """Build, cold-start, evaluate and write the ``kind`` starting policy of ``env_name``;
+    returns its manifest. ``command`` is recorded as the command that regenerates it."""
     if eval_episodes < 1:
         raise ConfigError(f"--eval-episodes must be >= 1, got {eval_episodes}")
-    config = builder_config(env_name, overrides)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(env_name)
+    config = builder_config(env_name, overrides, kind)
+    layout = config["rollout"]["layout"]
+    out = Path(out_dir) if out_dir is not None else default_out_dir(env_name, kind, layout)
     out.parent.mkdir(parents=True, exist_ok=True)
     if command is None:
         command = f"python scripts/build_starting_policy.py --env {env_name}"
+        command += "" if kind == DEFAULT_KIND else f" --policy {kind}"
     with tempfile.TemporaryDirectory(prefix="spear-starting-policy-") as tmp:
         run_dir = Path(tmp)
         torch.manual_seed(config["seed"])
@@ -122,6 +206,8 @@ def build_starting_policy(
         say(f"evaluating on {eval_episodes} held-out episodes ...", quiet=quiet)
         evaluation = evaluate_policy(model, tokenizer, config, eval_episodes)
         say(f"cold-started policy: {evaluation['summary']}", quiet=quiet)
+        greedy = evaluate_policy(model, tokenizer, config, eval_episodes, temperature=0.0)
+        say(f"greedy: {greedy['summary']}", quiet=quiet)
         with staged_folder(out) as staged:
             model.save_pretrained(staged, safe_serialization=True)
             # the chat template inside tokenizer_config.json, as create_embedded saves it (older transformers)
@@ -142,6 +228,7 @@ def build_starting_policy(
             manifest = {
                 "format": 1,
                 "env": env_name,
+                "kind": kind,
                 "command": command,
                 "config": {
                     "preset": PRESET,
@@ -156,7 +243,11 @@ def build_starting_policy(
                 "parameters": count_parameters(model),
                 "train_seconds": round(train_seconds, 1),
                 "eval": {k: v for k, v in evaluation.items() if k != "summary"},
+                # the same episodes decoded greedily: a policy must not look weak only because it samples
+                "eval_greedy": {k: v for k, v in greedy.items() if k != "summary"},
                 "machine": machine_info(),
+                "versions": package_versions(),
+                "commit": source_commit(),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "spear_version": spear.__version__,
             }

@@ -123,10 +123,9 @@ def sweep_spec(
     defaults = load_config(presets[0], [*head, *overrides])
     init = None
     if model is None:
-        from spear.models.shipped import starting_policy_dir
+        from spear.trainer.run import shipped_dir
 
-        shipped = not from_scratch and starting_policy_dir(defaults["env"]["name"]) is not None
-        init = "shipped" if shipped else "scratch"
+        init = "shipped" if not from_scratch and shipped_dir(defaults) is not None else "scratch"
     return SweepSpec(
         env=defaults["env"]["name"],
         presets=presets,

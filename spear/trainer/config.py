@@ -313,15 +313,20 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "env.step_timeout_s", float, minimum=0.001)
     _require(config, "model.path", str, allow_none=True)
     _choice(config, "model.init", MODEL_INITS)
-    if config["model"]["path"] is None and config["model"]["init"] == "shipped":
-        from spear.models.shipped import rebuild_command, starting_policy_dir
+    from spear.models.shipped import KINDS, describe, rebuild_command, shipped_policy_dir
 
-        if starting_policy_dir(env_name) is None:
-            raise ConfigError(
-                f"config key 'model.init' is shipped, but no starting policy is shipped for "
-                f"environment '{env_name}'; build one with: {rebuild_command(env_name)} "
-                "(or use model.init=scratch)"
-            )
+    _choice(config, "model.shipped", KINDS)
+    kind = config["model"]["shipped"]
+    if (
+        config["model"]["path"] is None
+        and config["model"]["init"] == "shipped"
+        and shipped_policy_dir(env_name, kind, config["rollout"]["layout"]) is None
+    ):
+        raise ConfigError(
+            f"config key 'model.init' is shipped, but no {describe(kind)} is shipped for "
+            f"environment '{env_name}'; build one with: {rebuild_command(env_name, kind)} "
+            "(or use model.init=scratch, or another model.shipped)"
+        )
 
     _require(config, "rollout.tasks_per_step", int, minimum=1)
     group = _require(config, "rollout.group_size", int, minimum=1)

@@ -26,10 +26,13 @@ from spear.envs.custom import label as env_label
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
 from spear.models.local import check_model_dir
 from spear.models.shipped import (
+    DEFAULT_KIND,
     MANIFEST,
     StartingPolicyError,
+    describe,
+    folder_key,
     load_starting_policy,
-    starting_policy_dir,
+    shipped_policy_dir,
     verify_starting_policy,
 )
 from spear.models.tokenizer import number_token_ids
@@ -98,7 +101,7 @@ def start_kind(config: dict[str, Any]) -> str:
         return "path"
     init = model_cfg.get("init", "auto")  # configs of runs made before model.init existed
     if init == "auto":
-        return "shipped" if starting_policy_dir(config["env"]["name"]) is not None else "scratch"
+        return "shipped" if shipped_dir(config) is not None else "scratch"
     return init
 
 
@@ -121,14 +124,16 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
         model, tokenizer = load_model_and_tokenizer(model_cfg["path"], dtype=_dtype(config))
         say(f"loaded {model_cfg['path']} ({count_parameters(model) / 1e6:.1f}M parameters)", quiet=quiet)
     elif kind == "shipped":
-        env_name = config["env"]["name"]
-        model, tokenizer, manifest = load_starting_policy(env_name, dtype=_dtype(config))
+        env_name, path = config["env"]["name"], _shipped_dir(config)
+        model, tokenizer, manifest = load_starting_policy(env_name, _dtype(config), *folder_key(path)[1:])
         success = manifest.get("eval", {}).get("success_rate")
         measured = f", {100 * success:.1f}% held-out success" if isinstance(success, (int, float)) else ""
+        other = "novice" if model_cfg.get("shipped", DEFAULT_KIND) == "expert" else "expert"
         say(
-            f"starting from the shipped {env_name} policy ({count_parameters(model) / 1e6:.2f}M "
-            f"parameters, cold-started{measured}): {starting_policy_dir(env_name)}; "
-            "--from-scratch builds and cold-starts a new one instead",
+            f"starting from the shipped {env_name} {describe(*folder_key(path)[1:])} "
+            f"({count_parameters(model) / 1e6:.2f}M parameters, cold-started{measured}): {path}; "
+            f"model.shipped={other} starts from the other one where shipped, --from-scratch builds "
+            "and cold-starts a new one",
             quiet=quiet,
         )
         for difference in prompt_differences(manifest, config):
@@ -257,10 +262,18 @@ def prepared_model_path(config: dict[str, Any], run_dir: Path) -> Path:
     return Path(config["model"]["path"])
 
 
+def shipped_dir(config: dict[str, Any]) -> Path | None:
+    """The shipped policy ``config`` names (``model.shipped``, in its rollout layout where one
+    is shipped), or None when the environment ships none of that kind."""
+    kind = config["model"].get("shipped", DEFAULT_KIND)  # configs of runs made before model.shipped
+    return shipped_policy_dir(config["env"]["name"], kind, config["rollout"]["layout"])
+
+
 def _shipped_dir(config: dict[str, Any]) -> Path:
-    path = starting_policy_dir(config["env"]["name"])
+    path = shipped_dir(config)
     if path is None:  # validate() refuses model.init=shipped without one; auto never picks it
-        raise ConfigError(f"no starting policy is shipped for environment '{config['env']['name']}'")
+        kind = config["model"].get("shipped", DEFAULT_KIND)
+        raise ConfigError(f"no {describe(kind)} is shipped for environment '{config['env']['name']}'")
     return path
 
 

@@ -13,7 +13,7 @@ import torch
 from micro import TINY_MODEL as TINY_MODEL_SIZES
 
 from spear.cli import main
-from spear.experiments.starting_policy import build_starting_policy
+from spear.experiments.starting_policy import PACKAGES, RECIPES, build_starting_policy, builder_config, recipe
 from spear.experiments.sweep import open_sweep, read_sweep, sweep_spec
 from spear.models.embedded import count_parameters, load_model_and_tokenizer
 from spear.models.shipped import MANIFEST, StartingPolicyError, starting_policy_dir, verify_starting_policy
@@ -252,6 +252,25 @@ def test_the_builder_writes_a_verified_policy_with_its_manifest(tmp_path):
     assert manifest["total_bytes"] == sum(f["bytes"] for f in manifest["files"].values())
     assert {"cpu", "torch", "torch_threads"} <= set(manifest["machine"])
     assert manifest["created"].endswith("Z") and manifest["train_seconds"] > 0
+    assert manifest["kind"] == "expert"
+    # the same episodes greedily: a policy's success is stated at both temperatures
+    greedy = manifest["eval_greedy"]
+    assert greedy["temperature"] == 0.0 == greedy["settings"]["temperature"]
+    assert greedy["episodes"] == 2 and 0.0 <= greedy["success_rate"] <= 1.0
+    assert {k: v for k, v in greedy["settings"].items() if k != "temperature"} == {
+        k: v for k, v in manifest["eval"]["settings"].items() if k != "temperature"
+    }
+    for evaluation in (manifest["eval"], greedy):
+        assert (
+            0.0 <= evaluation["format_error_rate"] <= 1.0 and 0.0 <= evaluation["invalid_action_rate"] <= 1.0
+        )
+    # what the weights depend on: every version, and the source they were built from
+    from importlib import metadata
+
+    assert manifest["versions"]["transformers"] == metadata.version("transformers")
+    assert manifest["versions"]["torch"] == metadata.version("torch")
+    assert set(manifest["versions"]) == {"python", *PACKAGES}
+    assert manifest["commit"] is None or len(manifest["commit"].removesuffix("+dirty")) == 40
     # the script is the documented entry point; a rebuild swaps the folder, leaving nothing behind
     script_path = Path(__file__).parents[2] / "scripts" / "build_starting_policy.py"
     spec = importlib.util.spec_from_file_location("build_starting_policy", script_path)
@@ -299,3 +318,21 @@ def test_spear_train_says_when_it_reuses_the_builds_evaluation(tmp_path, capsys)
     again = [*talkative, "eval.reuse_start_eval=false"]
     assert main(["train", "--run-dir", str(tmp_path / "b"), "--model", str(out), *again]) == 0
     assert "measured when the policy was built" not in capsys.readouterr().out
+
+
+def test_each_kind_of_policy_has_its_recipe_and_its_folder():
+    """The novice recipe applies over the environment's profile and under the command line's
+    overrides; an environment without one, or an unknown kind, is a clear error."""
+    assert recipe("household") == () and recipe("household", "novice") == RECIPES["novice"]["household"]
+    novice = builder_config("household", ["sft.epochs=2"], "novice")
+    expert = builder_config("household")
+    for override in recipe("household", "novice"):
+        key, value = override.split("=")
+        section, name = key.split(".")
+        if key != "sft.epochs":
+            assert str(novice[section][name]) == value and novice[section][name] != expert[section][name]
+    assert novice["sft"]["epochs"] == 2  # the command line wins
+    with pytest.raises(ConfigError, match="no novice recipe for environment 'textworld'"):
+        recipe("textworld", "novice")
+    with pytest.raises(ConfigError, match="--policy must be one of expert, novice"):
+        recipe("household", "master")

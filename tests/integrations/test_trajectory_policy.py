@@ -10,23 +10,21 @@ import pytest
 import yaml
 
 from spear.models.shipped import (
+    LAYOUTS,
     MANIFEST,
     MAX_BYTES,
-    OTHER_LAYOUTS,
     REQUIRED_FILES,
     StartingPolicyError,
     file_digest,
-    folder_env_and_layout,
+    folder_key,
     load_starting_policy,
     read_manifest,
     rebuild_command,
     starting_policy_dir,
     verify_starting_policy,
 )
-from spear.rollout.config import LAYOUTS
+from spear.rollout.config import LAYOUTS as ROLLOUT_LAYOUTS
 from spear.trainer.config import load_config
-
-FOLDER = "spear/models/pretrained/household-trajectory"
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +35,17 @@ def folder():
 
 
 def test_the_layouts_known_to_the_shipped_module_are_the_rollout_layouts():
-    assert {"turn", *OTHER_LAYOUTS} == set(LAYOUTS)
+    assert set(LAYOUTS) == set(ROLLOUT_LAYOUTS)
 
 
 def test_each_layout_has_its_own_folder(folder):
     turn = starting_policy_dir("household")
     assert turn is not None and turn != folder
     assert folder.parent == turn.parent and folder.name == "household-trajectory"
-    assert folder_env_and_layout(folder) == ("household", "trajectory")
-    assert folder_env_and_layout(turn) == ("household", "turn")
+    assert folder_key(folder) == ("household", "expert", "trajectory")
+    assert folder_key(turn) == ("household", "expert", "turn")
     assert starting_policy_dir("household", layout="no-such-layout") is None
+    assert starting_policy_dir("household", kind="no-such-kind") is None
     assert starting_policy_dir("no-such-env", layout="trajectory") is None
 
 
@@ -102,7 +101,7 @@ def test_a_damaged_copy_names_the_file_and_rebuilds_into_its_own_folder(tmp_path
         verify_starting_policy(copy)
     message = str(caught.value)
     assert str(path) in message
-    assert f"Rebuild it with: {manifest['command']} --out {FOLDER}" in message
+    assert f"Rebuild it with: {manifest['command']}" in message
 
 
 def test_a_missing_manifest_or_policy_gives_the_command_for_the_layout(tmp_path, folder, monkeypatch):
@@ -110,9 +109,9 @@ def test_a_missing_manifest_or_policy_gives_the_command_for_the_layout(tmp_path,
     (copy / MANIFEST).unlink()
     with pytest.raises(StartingPolicyError) as caught:
         read_manifest(copy)
-    command = rebuild_command("household", "trajectory")
+    command = rebuild_command("household", layout="trajectory")
     assert command == "python scripts/build_starting_policy.py --env household rollout.layout=trajectory"
-    assert f"{MANIFEST} is missing. Rebuild it with: {command} --out {FOLDER}" in str(caught.value)
+    assert f"{MANIFEST} is missing. Rebuild it with: {command}" in str(caught.value)
 
     (copy / "tokenizer.json").unlink()
     monkeypatch.setattr("spear.models.shipped.pretrained_root", lambda: tmp_path / "pretrained")
@@ -121,7 +120,6 @@ def test_a_missing_manifest_or_policy_gives_the_command_for_the_layout(tmp_path,
     shutil.rmtree(copy)
     with pytest.raises(StartingPolicyError) as caught:
         load_starting_policy("household", layout="trajectory")
-    assert "no starting policy is shipped for environment 'household' in the 'trajectory' layout" in str(
-        caught.value
-    )
-    assert f"{command} --out {FOLDER}" in str(caught.value)
+    message = str(caught.value)
+    assert "no expert starting policy in the 'trajectory' layout is shipped for environment 'household'" in message
+    assert command in message

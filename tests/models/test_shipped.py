@@ -183,5 +183,5 @@ def test_environments_without_a_shipped_policy_have_none(monkeypatch, tmp_path):
     assert starting_policy_dir("../household") is None
     monkeypatch.setattr("spear.models.shipped.pretrained_root", lambda: tmp_path)
     assert starting_policy_dir("household") is None
-    with pytest.raises(StartingPolicyError, match="no starting policy is shipped for environment"):
+    with pytest.raises(StartingPolicyError, match="no expert starting policy is shipped for environment"):
         load_starting_policy("household")
