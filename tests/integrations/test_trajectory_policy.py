@@ -121,5 +121,7 @@ def test_a_missing_manifest_or_policy_gives_the_command_for_the_layout(tmp_path,
     with pytest.raises(StartingPolicyError) as caught:
         load_starting_policy("household", layout="trajectory")
     message = str(caught.value)
-    assert "no expert starting policy in the 'trajectory' layout is shipped for environment 'household'" in message
+    assert "no expert starting policy in the 'trajectory' layout is shipped for environment 'household'" in (
+        message
+    )
     assert command in message
