@@ -27,4 +27,6 @@ PY=${PYTHON:-python3}
 # torch==2.13.0 first: on these machines it is a local CPU wheel; an unpinned
 # torch would pull the newest CUDA build (several GB).
 .venv/bin/pip install -q torch==2.13.0
-.venv/bin/pip install -q -e ".[dev]"
+# constraints.txt: the numeric stack the shipped policies were built with (their manifests
+# record it), so a rebuild and the tests see the same versions
+.venv/bin/pip install -q -c constraints.txt -e ".[dev]"

@@ -139,6 +139,9 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        # the kernels torch dispatches to (AVX2, AVX512, ...): float results, and so the
+        # weights' bytes, follow them more than the CPU's name ("AMD EPYC" covers both)
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "device": "cpu",
         "python": platform.python_version(),
     }

@@ -250,7 +250,7 @@ def test_the_builder_writes_a_verified_policy_with_its_manifest(tmp_path):
     assert manifest["eval"]["episodes"] == 2
     assert manifest["eval"]["temperature"] == load_config("spear")["eval"]["temperature"]
     assert manifest["total_bytes"] == sum(f["bytes"] for f in manifest["files"].values())
-    assert {"cpu", "torch", "torch_threads"} <= set(manifest["machine"])
+    assert {"cpu", "cpu_capability", "torch", "torch_threads"} <= set(manifest["machine"])
     assert manifest["created"].endswith("Z") and manifest["train_seconds"] > 0
     assert manifest["kind"] == "expert"
     # the same episodes greedily: a policy's success is stated at both temperatures
