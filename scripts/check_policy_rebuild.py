@@ -14,8 +14,8 @@ For each named folder of ``spear/models/pretrained/``: run the command its manif
 * **differs**: neither; the exit code is then 1.
 
 It also says whether this machine matches the one the manifest records (CPU model and the
-kernels torch dispatches to, package versions): a bit-for-bit comparison is only expected where they match. Not part of CI: a
-household rebuild takes 5 to 35 minutes of one core.
+kernels torch dispatches to, package versions): a bit-for-bit comparison is only expected
+where they match. Not part of CI: a household rebuild takes 5 to 35 minutes of one core.
 """
 
 from __future__ import annotations
