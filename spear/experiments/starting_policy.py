@@ -51,7 +51,7 @@ PRESET = "spear"
 RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
     "expert": {},
     "novice": {
-        "household": ("sft.episodes=60", "sft.epochs=8"),
+        "household": ("sft.episodes=150", "sft.epochs=6"),
     },
 }
 # the packages whose versions the built weights depend on (the manifest records them)
