@@ -29,7 +29,9 @@ from spear.trainer.run import (
     start_kind,
 )
 
-SHIPPED = starting_policy_dir("household")
+# the policy `spear train` starts from on household: the novice (the profile's model.shipped)
+SHIPPED = starting_policy_dir("household", "novice")
+EXPERT = starting_policy_dir("household")
 # one short RL step on household: 2 tasks x 2 copies, 3 turns, 2 eval episodes before and after
 TINY_RL = [
     "--steps",
@@ -91,6 +93,23 @@ def test_auto_is_shipped_where_a_policy_is_shipped_and_scratch_elsewhere():
     assert start_kind(given) == "path" and not runs_sft(given)
     again = load_config("spear", ["sft.enabled=true"])
     assert start_kind(again) == "shipped" and runs_sft(again)
+
+
+def test_model_shipped_chooses_the_novice_or_the_expert_clone():
+    """household's profile starts RL from the novice; the expert clone is one override away;
+    an environment that ships no novice says so and how to build one."""
+    assert load_config("spear")["model"]["shipped"] == "novice"
+    expert = load_config("spear", ["model.shipped=expert"])
+    assert prepared_model_path(expert, Path("run")) == EXPERT != SHIPPED
+    assert load_config("spear", ["env.name=shop"])["model"]["shipped"] == "expert"  # base default
+    with pytest.raises(ConfigError, match=r"model\.shipped"):
+        load_config("spear", ["model.shipped=master"])
+    with pytest.raises(ConfigError) as caught:
+        load_config("spear", ["env.name=shop", "model.shipped=novice", "model.init=shipped"])
+    assert "no novice starting policy is shipped for environment 'shop'" in str(caught.value)
+    assert "build_starting_policy.py --env shop --policy novice" in str(caught.value)
+    # auto with no novice for the environment: built from scratch, as for any unshipped policy
+    assert start_kind(load_config("spear", ["env.name=shop", "model.shipped=novice"])) == "scratch"
 
 
 # ----------------------------------------------------------------------------- spear train
@@ -165,9 +184,9 @@ def test_spear_sft_builds_from_scratch(tmp_path):
 def damaged_package(tmp_path, monkeypatch):
     """A copy of the shipped policies in tmp_path, returned by pretrained_root()."""
     root = tmp_path / "pretrained"
-    shutil.copytree(SHIPPED, root / "household")
+    shutil.copytree(SHIPPED, root / SHIPPED.name)
     monkeypatch.setattr("spear.models.shipped.pretrained_root", lambda: root)
-    return root / "household"
+    return root / SHIPPED.name
 
 
 def test_a_damaged_shipped_policy_stops_spear_train_with_the_file_and_the_rebuild_command(
@@ -207,7 +226,7 @@ def test_compare_starts_every_run_from_the_shipped_policy(tmp_path):
     assert not (out / "cold_start").exists()
     config = (out / "runs" / "grpo-seed0" / "config.yaml").read_text()
     assert f"path: {SHIPPED}" in config
-    assert "shipped starting policy of household" in (out / "results.md").read_text()
+    assert "shipped starting policy of household (`household-novice`)" in (out / "results.md").read_text()
     # the start is part of the spec: the same --out from scratch is another sweep
     assert main([*args, "--from-scratch", *TINY_RL[2:]]) == 2
     assert main([*args, *TINY_RL[2:], "model.init=scratch"]) == 2
