@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Any
 
 PLOTS = {
-    "success.png": [("rollout/success_rate", "train rollouts"), ("eval/success_rate", "eval")],
+    "success.png": [
+        ("rollout/success_rate", "train rollouts"),
+        ("eval/success_rate", "eval"),
+        ("eval/final_success_rate", "final eval"),  # eval.final_episodes, after the last step
+    ],
     "entropy.png": [("actor/entropy", "policy entropy")],
     "tool_calls.png": [("rollout/tool_calls", "tool calls per episode")],
     "schedules.png": [("schedule/lambda_tool", "lambda_tool"), ("schedule/lambda_sil", "lambda_sil")],
@@ -91,6 +95,23 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _draw(ax: Any, history: list[dict[str, Any]], series: list[tuple[str, str]], title: str) -> bool:
+    """Draw each ``(metric, label)`` of ``series`` against step on ``ax``; False if none was logged."""
+    drawn = False
+    for key, label in series:
+        points = [(r["step"], r[key]) for r in history if r.get(key) is not None]
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=3, label=label)
+            drawn = True
+    if drawn:
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_title(title)
+    return drawn
+
+
 def write_plots(history: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     """PNG plots of success, entropy, tool calls and the two schedules against step."""
     import matplotlib
@@ -102,21 +123,29 @@ def write_plots(history: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     written = []
     for filename, series in PLOTS.items():
         fig, ax = plt.subplots(figsize=(6, 3.6))
-        drawn = False
-        for key, label in series:
-            points = [(r["step"], r[key]) for r in history if r.get(key) is not None]
-            if points:
-                xs, ys = zip(*points, strict=True)
-                ax.plot(xs, ys, marker="o" if len(points) < 30 else None, markersize=3, label=label)
-                drawn = True
-        if drawn:
-            ax.set_xlabel("training step")
-            ax.grid(alpha=0.3)
-            ax.legend()
-            ax.set_title(filename[:-4].replace("_", " "))
+        if _draw(ax, history, series, filename[:-4].replace("_", " ")):
             fig.tight_layout()
             path = out_dir / filename
             fig.savefig(path, dpi=110)
             written.append(path)
         plt.close(fig)
     return written
+
+
+def write_summary_plot(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Success, tool calls and entropy side by side in one PNG (the README's picture of a run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for ax, filename in zip(axes, ("success.png", "tool_calls.png", "entropy.png"), strict=True):
+        _draw(ax, history, PLOTS[filename], filename[:-4].replace("_", " "))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
