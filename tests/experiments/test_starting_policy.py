@@ -355,3 +355,45 @@ def test_each_kind_of_policy_has_its_recipe_and_its_folder():
         recipe("textworld", "novice")
     with pytest.raises(ConfigError, match="--policy must be one of expert, novice"):
         recipe("household", "master")
+
+
+def test_the_rebuild_check_finds_a_tiny_policy_identical_and_a_changed_one_out(tmp_path, monkeypatch):
+    """scripts/check_policy_rebuild.py reruns the manifest's command: a deterministic build
+    gives the same bytes; a policy whose recorded success is moved away is reported."""
+    root = tmp_path / "pretrained"
+    overrides = [*TINY_MODEL, "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}"]
+    command = shlex.join(
+        # --threads 1 as this module's builds: float sums, and so the bytes, follow the thread count
+        [
+            "python",
+            "scripts/build_starting_policy.py",
+            "--threads",
+            "1",
+            "--eval-episodes",
+            "2",
+            "--quiet",
+            *overrides,
+        ]
+    )
+    build_starting_policy(
+        "household", root / "household", overrides, eval_episodes=2, command=command, quiet=True
+    )
+    monkeypatch.setattr("spear.models.shipped.pretrained_root", lambda: root)
+    script_path = Path(__file__).parents[2] / "scripts" / "check_policy_rebuild.py"
+    spec = importlib.util.spec_from_file_location("check_policy_rebuild", script_path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "check.json"
+    assert script.main(["household", "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["verdict"] == "identical" and all(result["files_identical"].values())
+    assert result["same_cpu"] and result["same_versions"]
+
+    # other bytes and a success outside the recorded interval: "differs", exit code 1
+    manifest_path = root / "household" / MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["model.safetensors"]["sha256"] = "0" * 64
+    manifest["eval"]["success_ci"] = [2.0, 3.0]
+    manifest_path.write_text(json.dumps(manifest))
+    monkeypatch.setattr("spear.models.shipped.verify_starting_policy", lambda path: manifest)
+    assert script.main(["household"]) == 1
