@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import tempfile
 import time
 import warnings
@@ -31,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from spear.experiments.starting_policy import machine_info, source_commit
 
 STEP_METRICS = {  # TRL's log entry -> the name printed here
     "spear/rollout/success_rate": "success",
@@ -66,19 +66,6 @@ def start_folder(model: str) -> Path:
             raise SystemExit(f"no household policy of the {model} layout is shipped")
         return path
     return Path(model)
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def commit() -> str:
-    here = Path(__file__).resolve().parent
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True)
-    return done.stdout.strip() or "unknown"
 
 
 def held_out(model_dir: Path, episodes: int) -> dict[str, Any]:
@@ -168,9 +155,9 @@ def main(argv: list[str] | None = None) -> None:
         "max_format_errors": max(s.get("format_errors", 0.0) for s in steps),
         "min_rows_in_loss": min(s.get("rows_in_loss", 0.0) for s in steps),
         "checkpoints_with_buffer": buffers,
-        "cpu": cpu_name() if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+        "cpu": machine_info()["cpu"] if not torch.cuda.is_available() else torch.cuda.get_device_name(),
         "torch_threads": torch.get_num_threads(),
-        "commit": commit(),
+        "commit": source_commit(),
         "date": time.strftime("%Y-%m-%d"),
     }
     print(

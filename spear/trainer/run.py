@@ -125,12 +125,13 @@ def setup_model(config: dict[str, Any], run_dir: Path, *, quiet: bool = False) -
         say(f"loaded {model_cfg['path']} ({count_parameters(model) / 1e6:.1f}M parameters)", quiet=quiet)
     elif kind == "shipped":
         env_name, path = config["env"]["name"], _shipped_dir(config)
-        model, tokenizer, manifest = load_starting_policy(env_name, _dtype(config), *folder_key(path)[1:])
+        _, kind_of_policy, layout = folder_key(path)
+        model, tokenizer, manifest = load_starting_policy(env_name, _dtype(config), kind_of_policy, layout)
         success = manifest.get("eval", {}).get("success_rate")
         measured = f", {100 * success:.1f}% held-out success" if isinstance(success, (int, float)) else ""
         other = "novice" if model_cfg.get("shipped", DEFAULT_KIND) == "expert" else "expert"
         say(
-            f"starting from the shipped {env_name} {describe(*folder_key(path)[1:])} "
+            f"starting from the shipped {env_name} {describe(kind_of_policy, layout)} "
             f"({count_parameters(model) / 1e6:.2f}M parameters, cold-started{measured}): {path}; "
             f"model.shipped={other} starts from the other one where shipped, --from-scratch builds "
             "and cold-starts a new one",

@@ -46,9 +46,9 @@ from spear.envs import make
 from spear.integrations.trl.rows import fit_width, step_signal, trl_rows
 from spear.models.shipped import MANIFEST
 from spear.trainer.actor import LossSettings, micro_batch_objective
-from spear.trainer.loop import RUN_SETTINGS, make_engine, save_run_settings
+from spear.trainer.loop import make_engine, save_run_settings
 from spear.trainer.method import Method, step_seed
-from spear.trainer.run import prompt_differences
+from spear.trainer.run import prompt_differences, read_run_settings
 
 TASK_PREFIX = "task "
 BUFFER_FILE = "spear_replay_buffer.pt"
@@ -174,10 +174,8 @@ def recorded_rollout(model: Any) -> dict[str, Any] | None:
     try:
         if (folder / MANIFEST).is_file():
             rollout = json.loads((folder / MANIFEST).read_text())["config"]["rollout"]
-        elif (folder / RUN_SETTINGS).is_file():
-            rollout = yaml.safe_load((folder / RUN_SETTINGS).read_text())["rollout"]
-        else:
-            return None
+        else:  # {} without spear_run.yaml; ConfigError (a ValueError) when it is no mapping
+            rollout = read_run_settings(folder).get("rollout")
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
         return None  # unreadable records: verifying or loading the model reports real damage
     return rollout if isinstance(rollout, dict) else None
