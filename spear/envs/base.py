@@ -192,5 +192,12 @@ class Env(ABC):
         Feeding it back to ``step`` wins the task (>= 95% of tasks per env).
         """
 
+    def tool_shy_response(self) -> str | None:
+        """A tool-shy agent's next response: it skips the tools and answers (or ends the
+        episode) from what it believes it knows; None where the environment has no such
+        shortcut. ``sft.tool_shy`` demonstrations use it to build a tool-shy novice
+        (docs/DESIGN.md, "Novice starting policies")."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release external resources (processes, files)."""

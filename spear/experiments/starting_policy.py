@@ -52,6 +52,9 @@ RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
     "expert": {},
     "novice": {
         "household": ("sft.episodes=150", "sft.epochs=6"),
+        # 65% of the demonstrations answer in their head: the novice calls the interpreter in
+        # 7% of held-out episodes at T = 0.4 and wins all of those (docs/DESIGN.md)
+        "math": ("sft.tool_shy=0.65",),
     },
 }
 # the packages whose versions the built weights depend on (the manifest records them)
@@ -173,6 +176,8 @@ def evaluate_policy(
         # a novice must know the protocol: responses that parse, actions the environment takes
         "format_error_rate": sum(r.format_errors for r in records) / turns,
         "invalid_action_rate": sum(r.invalid_actions for r in records) / turns,
+        # a tool-shy novice calls the tools in few episodes (math: the code interpreter)
+        "tool_use_rate": sum(r.tool_calls > 0 for r in records) / max(1, len(records)),
         "summary": result.summary(),
         "settings": {**eval_settings(config, model), "temperature": temperature},
         "outcomes": outcomes,

@@ -422,6 +422,7 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "sft.episodes", int, minimum=0)
     _require(config, "sft.noise", float, minimum=0.0, maximum=1.0)
     _require(config, "sft.stale_noise", float, minimum=0.0, maximum=1.0)
+    _require(config, "sft.tool_shy", float, minimum=0.0, maximum=1.0)
     _require(config, "eval.reuse_start_eval", bool)
     if config["sft"]["noise"] + config["sft"]["stale_noise"] > 1.0:
         raise ConfigError("config keys 'sft.noise' + 'sft.stale_noise' must add up to at most 1")

@@ -347,6 +347,7 @@ def cold_start(
         episodes=sft["episodes"],
         noise=sft["noise"],
         stale_noise=sft["stale_noise"],
+        tool_shy=sft["tool_shy"],
         seed=config["seed"],
         tasks_per_batch=64,
         keep_think=sft["keep_think"],

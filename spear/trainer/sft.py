@@ -15,6 +15,11 @@ is *not* trained on that response, and it is trained on the expert's next turns,
 so it learns to recover from the environment's invalid-action answer, a state
 expert-only demonstrations never show (docs/TUNING.md).
 
+With probability ``tool_shy`` a whole episode is played by a tool-shy agent instead
+(``Env.tool_shy_response``: math answers in its head, without the interpreter): the model
+learns when to reach for a tool from a mix in which it mostly does not, the tool-shy
+novice of docs/DESIGN.md ("Novice starting policies").
+
 Demonstrations are collected through the rollout engine with a scripted policy, so
 their prompts are token-for-token the prompts the RL rollouts will build.
 """
@@ -37,26 +42,33 @@ from spear.trainer.actor import UpdateBatch, response_log_probs
 class NoisyExpert:
     """A scripted policy: the expert's response; with probability ``noise`` a random admissible
     action; with probability ``stale_noise`` a stale action (admissible earlier in the episode,
-    not now; the expert's response when there is none)."""
+    not now; the expert's response when there is none). With probability ``tool_shy`` an
+    episode is the tool-shy agent's (drawn at its first turn) and every turn of it is
+    ``Env.tool_shy_response``."""
 
     noise: float
     seed: int = 0
     keep_think: bool = True
     stale_noise: float = 0.0
+    tool_shy: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("noise", "stale_noise"):
+        for name in ("noise", "stale_noise", "tool_shy"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.noise + self.stale_noise > 1.0:
             raise ValueError(f"noise + stale_noise must be <= 1, got {self.noise} + {self.stale_noise}")
         self.rng = random.Random(self.seed)
         self._seen: dict[int, dict[str, None]] = {}  # slot -> actions admissible so far this episode
+        self._shy: dict[int, bool] = {}  # slot -> whether this episode is the tool-shy agent's
 
     def __call__(self, pool: EnvPool, slots: list[int]) -> list[str]:
         texts = []
         for slot in slots:
             env = pool.env(slot)
+            if self._plays_shy(slot, env):
+                texts.append(env.tool_shy_response())
+                continue
             admissible = env.admissible_actions
             stale = self._stale_actions(slot, env.turn, admissible or [])
             draw = self.rng.random() if admissible else 1.0
@@ -69,6 +81,16 @@ class NoisyExpert:
                 continue
             texts.append(format_react(action, f"I will try {action}." if self.keep_think else ""))
         return texts
+
+    def _plays_shy(self, slot: int, env) -> bool:
+        # no draw at all without tool_shy, so the other recipes' demonstrations keep their bytes
+        if self.tool_shy == 0.0:
+            return False
+        if env.turn == 0:
+            if env.tool_shy_response() is None:
+                raise ValueError(f"sft.tool_shy > 0 needs an environment with a tool-shy answer; {env.name} has none")
+            self._shy[slot] = self.rng.random() < self.tool_shy
+        return self._shy[slot]
 
     def _stale_actions(self, slot: int, turn: int, admissible: list[str]) -> list[str]:
         """Actions seen admissible earlier in this slot's episode that are not admissible now."""
@@ -98,6 +120,7 @@ def collect_demonstrations(
     tasks_per_batch: int,
     keep_think: bool = True,
     stale_noise: float = 0.0,
+    tool_shy: float = 0.0,
 ) -> RolloutBatch:
     """Play ``episodes`` noisy-expert episodes on training tasks (one copy per task).
 
@@ -111,7 +134,7 @@ def collect_demonstrations(
             "stale_noise > 0 needs rollout.layout=turn: a rejected action is left out of the SFT "
             "loss row by row"
         )
-    policy = NoisyExpert(noise, seed, keep_think, stale_noise)
+    policy = NoisyExpert(noise, seed, keep_think, stale_noise, tool_shy)
     rng = random.Random(seed)
     batches = []
     for start in range(0, episodes, tasks_per_batch):

@@ -259,6 +259,16 @@ def test_solver_answers_from_the_tool_output_it_got() -> None:
     assert env.solver() == "The program printed the answer.\n\\boxed{999}"
 
 
+def test_the_tool_shy_response_answers_right_without_calling_the_tool() -> None:
+    env, answer = lcm_env(5)
+    shy = env.tool_shy_response()
+    assert shy == f"I can answer this without the tool.\n\\boxed{{{answer}}}"
+    result = env.step(shy)
+    assert result.done and result.reward == 1.0 and result.info["tool_calls"] == 0
+    with pytest.raises(RuntimeError, match="needs a running episode"):
+        env.tool_shy_response()
+
+
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_solver_programs_paste_the_question_line_they_read_the_numbers_from(task: str) -> None:
     """The model copies a line of its prompt, not numbers found by position (docs/envs/math.md)."""

@@ -72,3 +72,49 @@ def test_sft_imitates_every_accepted_response_and_no_rejected_one(base_model):
     assert imitated.tolist() == (~rejected).tolist()
     # the expert recovers: the demonstrations still win
     assert demos.stats()["success_rate"] == 1.0
+
+
+MATH = {"tasks": ["gcd", "lcm"], "max_turns": 4, "question_in_sandbox": True, "code_answers": True, "split": "train"}
+
+
+def test_a_tool_shy_episode_answers_in_its_head_and_the_others_call_the_tool():
+    pool = EnvPool("math", 64, env_options=MATH)
+    pool.reset(list(range(64)))
+    expert = NoisyExpert(noise=0.0, tool_shy=0.75)
+    first = expert(pool, list(range(64)))
+    shy = [text for text in first if "<tool_call>" not in text]
+    # the draw is per episode: 75% of 64 is 48, and a binomial(64, 0.75) falls in 37-58 with p > 0.999
+    assert 37 <= len(shy) <= 58
+    for slot, text in enumerate(first):
+        result = pool.env(slot).step(text)
+        if "<tool_call>" in text:  # code_answers: the expert's program prints the boxed answer and wins
+            assert result.done and result.info["won"] and result.info["tool_calls"] == 1
+        else:  # the demonstrator answers in its head, and right; the tool is never called
+            assert result.done and result.info["won"] and result.info["tool_calls"] == 0
+            assert text.startswith("I can answer this without the tool.")
+
+
+def test_tool_shy_keeps_its_decision_for_the_whole_episode():
+    options = {**MATH, "code_answers": False}  # the expert then needs two turns: call, then copy
+    pool = EnvPool("math", 16, env_options=options)
+    pool.reset(list(range(16)))
+    expert = NoisyExpert(noise=0.0, tool_shy=0.5, seed=3)
+    first = expert(pool, list(range(16)))
+    callers = [slot for slot, text in enumerate(first) if "<tool_call>" in text]
+    assert 0 < len(callers) < 16
+    for slot in callers:
+        assert not pool.env(slot).step(first[slot]).done
+    second = expert(pool, callers)
+    assert all(text.startswith("The program printed the answer.") for text in second)
+
+
+def test_tool_shy_needs_an_environment_with_a_tool_free_answer():
+    pool = EnvPool("household", 1, env_options=HOUSEHOLD)
+    pool.reset([3])
+    with pytest.raises(ValueError, match="sft.tool_shy > 0 needs an environment with a tool-shy answer; household"):
+        NoisyExpert(noise=0.0, tool_shy=0.5)(pool, [0])
+    assert NoisyExpert(noise=0.0)(pool, [0])  # without tool_shy household demonstrates as before
+    with pytest.raises(ValueError, match="tool_shy must be in"):
+        NoisyExpert(noise=0.0, tool_shy=-0.1)
+    with pytest.raises(ConfigError, match=r"sft\.tool_shy"):
+        micro_config("sft.tool_shy=1.5")

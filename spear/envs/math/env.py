@@ -230,3 +230,13 @@ class MathEnv(Env):
             answer = f"\\boxed{{{answer}}}"
         # on a line of its own, the box tokenises as in the tool output it is copied from
         return f"The program printed the answer.\n{answer}"
+
+    def tool_shy_response(self) -> str:
+        """An agent that works the problem out in its head: the right answer, boxed, no tool.
+
+        Imitating it teaches the form of a direct answer, not the arithmetic, so a small
+        model that answers this way is mostly wrong: the tool-shy novice (docs/envs/math.md).
+        """
+        if self.done or self.problem is None:
+            raise RuntimeError("the tool-shy response needs a running episode: call reset(seed)")
+        return f"I can answer this without the tool.\n\\boxed{{{self._truth()}}}"
