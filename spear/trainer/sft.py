@@ -88,7 +88,9 @@ class NoisyExpert:
             return False
         if env.turn == 0:
             if env.tool_shy_response() is None:
-                raise ValueError(f"sft.tool_shy > 0 needs an environment with a tool-shy answer; {env.name} has none")
+                raise ValueError(
+                    f"sft.tool_shy > 0 needs an environment with a tool-shy answer; {env.name} has none"
+                )
             self._shy[slot] = self.rng.random() < self.tool_shy
         return self._shy[slot]
 

@@ -10,6 +10,7 @@ from spear.trainer.run import setup_model
 
 MICRO = [
     "steps=4",
+    "env.name=household",
     "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}",
     "rollout.tasks_per_step=2",
     "rollout.group_size=3",

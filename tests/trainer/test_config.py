@@ -141,12 +141,14 @@ def test_preset_inheritance_cycles_are_reported(monkeypatch):
 
 
 def test_each_environment_starts_from_its_profile():
-    household = load_config("spear")
+    assert load_config("spear")["env"]["name"] == "math"  # the main job's environment
+    household = load_config("spear", ["env.name=household"])
     assert household["env"]["options"] == {"num_receptacles": 4, "num_distractors": 1, "max_turns": 20}
     assert household["rollout"]["max_new_tokens"] == 32 and household["sft"]["episodes"] == 960
     math = load_config("spear", ["env.name=math"])
     assert math["env"]["options"]["max_turns"] == 4 and math["rollout"]["max_new_tokens"] == 128
     assert math["env"]["options"]["tasks"] == ["basic_arithmetic", "chain_sum", "gcd", "lcm"]
+    assert math["env"]["options"]["code_answers"] and math["model"]["shipped"] == "novice"
     # the official math recipe: no entropy bonus, no invalid-action penalty (spec 2.3, 3.10)
     assert math["actor"]["entropy_coeff"] == 0.0 and math["algorithm"]["invalid_penalty"] == 0.0
     assert household["algorithm"]["invalid_penalty"] == 0.1

@@ -74,7 +74,13 @@ def test_sft_imitates_every_accepted_response_and_no_rejected_one(base_model):
     assert demos.stats()["success_rate"] == 1.0
 
 
-MATH = {"tasks": ["gcd", "lcm"], "max_turns": 4, "question_in_sandbox": True, "code_answers": True, "split": "train"}
+MATH = {
+    "tasks": ["gcd", "lcm"],
+    "max_turns": 4,
+    "question_in_sandbox": True,
+    "code_answers": True,
+    "split": "train",
+}
 
 
 def test_a_tool_shy_episode_answers_in_its_head_and_the_others_call_the_tool():
@@ -111,7 +117,9 @@ def test_tool_shy_keeps_its_decision_for_the_whole_episode():
 def test_tool_shy_needs_an_environment_with_a_tool_free_answer():
     pool = EnvPool("household", 1, env_options=HOUSEHOLD)
     pool.reset([3])
-    with pytest.raises(ValueError, match="sft.tool_shy > 0 needs an environment with a tool-shy answer; household"):
+    with pytest.raises(
+        ValueError, match=r"sft\.tool_shy > 0 needs an environment with a tool-shy answer; household"
+    ):
         NoisyExpert(noise=0.0, tool_shy=0.5)(pool, [0])
     assert NoisyExpert(noise=0.0)(pool, [0])  # without tool_shy household demonstrates as before
     with pytest.raises(ValueError, match="tool_shy must be in"):
