@@ -31,7 +31,14 @@ PHASES = ("rollout", "log_prob", "update", "replay")
 def make_trainer(preset: str, model, tokenizer, steps: int, overrides: list[str], run_dir: Path) -> Trainer:
     config = load_config(
         preset,
-        [f"steps={steps}", "eval.final_episodes=0", "eval.every=0", "checkpoint.every=0", *overrides],
+        [
+            "env.name=household",
+            f"steps={steps}",
+            "eval.final_episodes=0",
+            "eval.every=0",
+            "checkpoint.every=0",
+            *overrides,
+        ],
     )
     return Trainer(config, model, tokenizer, run_dir)
 

@@ -53,6 +53,7 @@ def main() -> None:
     config = load_config(
         args.preset,
         [
+            "env.name=household",
             f"steps={args.steps}",
             "eval.final_episodes=0",
             "eval.every=0",

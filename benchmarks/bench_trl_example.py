@@ -91,7 +91,9 @@ def train(args: argparse.Namespace, start: Path, out: Path) -> tuple[list[dict[s
     from spear.models.embedded import load_model_and_tokenizer
     from spear.trainer.config import load_config
 
-    config = load_config("spear", ["rollout.layout=trajectory", f"steps={args.steps}", *args.overrides])
+    config = load_config(
+        "spear", ["env.name=household", "rollout.layout=trajectory", f"steps={args.steps}", *args.overrides]
+    )
     model, tokenizer = load_model_and_tokenizer(start)
     seconds: list[float] = []
 

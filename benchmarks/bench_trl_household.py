@@ -71,7 +71,7 @@ def bench_config(args: argparse.Namespace) -> dict[str, Any]:
     from spear.trainer.config import load_config
 
     steps = args.warmup + args.steps
-    return load_config(args.preset, [*LAYOUT, f"steps={steps}", *args.overrides])
+    return load_config(args.preset, ["env.name=household", *LAYOUT, f"steps={steps}", *args.overrides])
 
 
 def build_model(args: argparse.Namespace, out: Path) -> Path:

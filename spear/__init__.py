@@ -6,4 +6,4 @@ Layers, lowest first: ``spear.algo`` (pure PyTorch/NumPy mechanisms) <-
 ``spear.integrations`` and the CLI. Lower layers never import higher ones.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"

@@ -29,7 +29,7 @@ from spear.trainer.run import (
     start_kind,
 )
 
-# the policy `spear train` starts from on household: the novice (the profile's model.shipped)
+# the policy `spear train --env household` starts from: the novice (the profile's model.shipped)
 SHIPPED = starting_policy_dir("household", "novice")
 EXPERT = starting_policy_dir("household")
 # one short RL step on household: 2 tasks x 2 copies, 3 turns, 2 eval episodes before and after
@@ -37,6 +37,8 @@ TINY_RL = [
     "--steps",
     "1",
     "--quiet",
+    "--env",
+    "household",
     "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}",
     "rollout.tasks_per_step=2",
     "rollout.group_size=2",
@@ -49,6 +51,11 @@ TINY_RL = [
     "logging.plots=false",
 ]
 TINY_MODEL = [*TINY_MODEL_SIZES, "sft.episodes=4", "sft.epochs=1"]
+
+
+def household_config(*overrides: str) -> dict:
+    """These tests exercise the shipped household policies (the main job's environment is math)."""
+    return load_config("spear", ["env.name=household", *overrides])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -67,49 +74,51 @@ def record(run_dir):
 # ----------------------------------------------------------------------------- config
 def test_model_init_must_be_auto_shipped_or_scratch():
     with pytest.raises(ConfigError, match=r"model\.init must be one of"):
-        load_config("spear", ["model.init=pretrained"])
+        household_config("model.init=pretrained")
 
 
 def test_shipped_without_a_shipped_policy_names_the_env_and_the_build_command():
     assert starting_policy_dir("textworld") is None
     with pytest.raises(ConfigError) as caught:
-        load_config("spear", ["env.name=textworld", "model.init=shipped"])
+        household_config("env.name=textworld", "model.init=shipped")
     assert "'textworld'" in str(caught.value)
     assert "python scripts/build_starting_policy.py --env textworld" in str(caught.value)
 
 
 def test_auto_is_shipped_where_a_policy_is_shipped_and_scratch_elsewhere():
-    household = load_config("spear")
+    # the main job: math from its tool-shy novice
+    assert prepared_model_path(load_config("spear"), Path("run")) == starting_policy_dir("math", "novice")
+    household = household_config()
     assert household["model"]["init"] == "auto"
     assert start_kind(household) == "shipped" and not runs_sft(household)
     assert prepared_model_path(household, Path("run")) == SHIPPED
-    textworld = load_config("spear", ["env.name=textworld"])
+    textworld = household_config("env.name=textworld")
     assert start_kind(textworld) == "scratch" and runs_sft(textworld)
     assert prepared_model_path(textworld, Path("run")) == Path("run") / "sft_model"
-    scratch = load_config("spear", ["model.init=scratch"])
+    scratch = household_config("model.init=scratch")
     assert start_kind(scratch) == "scratch" and runs_sft(scratch)
     # a given model ignores model.init; sft.enabled=true continues SFT on a given or shipped start
-    given = load_config("spear", ["model.path=somewhere", "model.init=scratch"])
+    given = household_config("model.path=somewhere", "model.init=scratch")
     assert start_kind(given) == "path" and not runs_sft(given)
-    again = load_config("spear", ["sft.enabled=true"])
+    again = household_config("sft.enabled=true")
     assert start_kind(again) == "shipped" and runs_sft(again)
 
 
 def test_model_shipped_chooses_the_novice_or_the_expert_clone():
     """household's profile starts RL from the novice; the expert clone is one override away;
     an environment that ships no novice says so and how to build one."""
-    assert load_config("spear")["model"]["shipped"] == "novice"
-    expert = load_config("spear", ["model.shipped=expert"])
+    assert household_config()["model"]["shipped"] == "novice"
+    expert = household_config("model.shipped=expert")
     assert prepared_model_path(expert, Path("run")) == EXPERT != SHIPPED
-    assert load_config("spear", ["env.name=shop"])["model"]["shipped"] == "expert"  # base default
+    assert household_config("env.name=shop")["model"]["shipped"] == "expert"  # base default
     with pytest.raises(ConfigError, match=r"model\.shipped"):
-        load_config("spear", ["model.shipped=master"])
+        household_config("model.shipped=master")
     with pytest.raises(ConfigError) as caught:
-        load_config("spear", ["env.name=shop", "model.shipped=novice", "model.init=shipped"])
+        household_config("env.name=shop", "model.shipped=novice", "model.init=shipped")
     assert "no novice starting policy is shipped for environment 'shop'" in str(caught.value)
     assert "build_starting_policy.py --env shop --policy novice" in str(caught.value)
     # auto with no novice for the environment: built from scratch, as for any unshipped policy
-    assert start_kind(load_config("spear", ["env.name=shop", "model.shipped=novice"])) == "scratch"
+    assert start_kind(household_config("env.name=shop", "model.shipped=novice")) == "scratch"
 
 
 # ----------------------------------------------------------------------------- spear train
@@ -130,21 +139,21 @@ def test_spear_train_starts_rl_from_the_shipped_policy_without_sft(tmp_path, cap
 def test_rl_on_prompts_the_policy_was_not_cold_started_on_is_warned():
     manifest = verify_starting_policy(SHIPPED)
     built = manifest["config"]["rollout"]
-    assert prompt_differences(manifest, load_config("spear", [])) == []
+    assert prompt_differences(manifest, household_config()) == []
     other = "full" if built.get("prompt_style") == "compact" else "compact"
     longer = built["history_length"] + 1
     (style, history) = prompt_differences(
-        manifest, load_config("spear", [f"rollout.prompt_style={other}", f"rollout.history_length={longer}"])
+        manifest, household_config(f"rollout.prompt_style={other}", f"rollout.history_length={longer}")
     )
     assert style.startswith(f"rollout.prompt_style is {other!r} but the shipped policy")
     assert history.startswith(f"rollout.history_length is {longer} but")
-    (layout,) = prompt_differences(manifest, load_config("spear", ["rollout.layout=trajectory"]))
+    (layout,) = prompt_differences(manifest, household_config("rollout.layout=trajectory"))
     assert layout.startswith(
         "rollout.layout is 'trajectory' but the shipped policy was cold-started with 'turn'"
     )
     before_prompt_style = {"history_length": built["history_length"]}  # manifests without the key
     old = {**manifest, "config": {**manifest["config"], "rollout": before_prompt_style}}
-    assert prompt_differences(old, load_config("spear", ["rollout.prompt_style=full"])) == []
+    assert prompt_differences(old, household_config("rollout.prompt_style=full")) == []
 
 
 def test_spear_train_from_scratch_still_builds_and_cold_starts(tmp_path):
@@ -157,14 +166,11 @@ def test_spear_train_from_scratch_still_builds_and_cold_starts(tmp_path):
 
 
 def test_sft_enabled_true_continues_sft_on_the_shipped_policy(tmp_path):
-    config = load_config(
-        "spear",
-        [
-            "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}",
-            "sft.enabled=true",
-            "sft.episodes=2",
-            "sft.epochs=1",
-        ],
+    config = household_config(
+        "env.options={num_receptacles: 4, num_distractors: 1, max_turns: 3}",
+        "sft.enabled=true",
+        "sft.episodes=2",
+        "sft.epochs=1",
     )
     setup_model(config, tmp_path, quiet=True)
     assert record(tmp_path)["init"] == "shipped" and record(tmp_path)["cold_start_in_run"]
@@ -175,7 +181,7 @@ def test_sft_enabled_true_continues_sft_on_the_shipped_policy(tmp_path):
 
 
 def test_spear_sft_builds_from_scratch(tmp_path):
-    assert main(["sft", "--out", str(tmp_path), "--quiet", *TINY_MODEL]) == 0
+    assert main(["sft", "--env", "household", "--out", str(tmp_path), "--quiet", *TINY_MODEL]) == 0
     assert (tmp_path / "initial_model").is_dir() and (tmp_path / "sft_model").is_dir()
     assert record(tmp_path)["init"] == "scratch"
 
@@ -205,7 +211,7 @@ def test_a_damaged_shipped_policy_stops_spear_train_with_the_file_and_the_rebuil
 def test_a_damaged_shipped_policy_fails_load_and_the_builder_config_is_guarded(damaged_package):
     (damaged_package / MANIFEST).unlink()
     with pytest.raises(StartingPolicyError, match=r"manifest\.json"):
-        setup_model(load_config("spear"), damaged_package.parent.parent / "run", quiet=True)
+        setup_model(household_config(), damaged_package.parent.parent / "run", quiet=True)
     with pytest.raises(ConfigError, match=r"sft\.enabled"):
         build_starting_policy("household", overrides=["sft.enabled=false"])
     with pytest.raises(ConfigError, match=r"model\.path"):
@@ -267,7 +273,7 @@ def test_the_builder_writes_a_verified_policy_with_its_manifest(tmp_path):
         "options": {"num_receptacles": 4, "num_distractors": 1, "max_turns": 3},
     }
     assert manifest["eval"]["episodes"] == 2
-    assert manifest["eval"]["temperature"] == load_config("spear")["eval"]["temperature"]
+    assert manifest["eval"]["temperature"] == household_config()["eval"]["temperature"]
     assert manifest["total_bytes"] == sum(f["bytes"] for f in manifest["files"].values())
     assert {"cpu", "cpu_capability", "torch", "torch_threads"} <= set(manifest["machine"])
     assert manifest["created"].endswith("Z") and manifest["train_seconds"] > 0
@@ -310,14 +316,14 @@ def test_the_builder_writes_a_verified_policy_with_its_manifest(tmp_path):
 @pytest.mark.slow
 def test_the_shipped_policys_recorded_evaluation_is_what_a_run_measures(tmp_path):
     """The first 64 recorded outcomes are the 64 episodes a run's eval engine plays, exactly."""
-    config = load_config("spear", ["eval.final_episodes=64"])
+    config = household_config("eval.final_episodes=64")
     model, tokenizer = setup_model(config, tmp_path)
     reused = recorded_start_outcomes(config, tmp_path, model)
     assert reused is not None and len(reused["won"]) == 64
     assert reused == Trainer(config, model, tokenizer, tmp_path).held_out_outcomes(64)  # episode by episode
     for other in ("eval.final_episodes=100", "eval.temperature=1.0", "eval.reuse_start_eval=false"):
-        assert recorded_start_outcomes(load_config("spear", [other]), tmp_path, model) is None
-    longer = load_config("spear", ["eval.final_episodes=1024"])  # more than the build played
+        assert recorded_start_outcomes(household_config(other), tmp_path, model) is None
+    longer = household_config("eval.final_episodes=1024")  # more than the build played
     assert recorded_start_outcomes(longer, tmp_path, model) is None
 
 

@@ -72,7 +72,7 @@ def test_its_settings_are_the_household_profile_in_the_trajectory_layout(folder)
     """The TRL example's config (preset spear, rollout.layout=trajectory) plays the prompts it
     was cold-started on: the settings that shape a prompt agree."""
     manifest = read_manifest(folder)
-    config = load_config("spear", ["rollout.layout=trajectory"])
+    config = load_config("spear", ["env.name=household", "rollout.layout=trajectory"])
     assert manifest["config"]["env"]["options"] == config["env"]["options"]
     for key in ("layout", "history_length", "show_admissible", "prompt_style", "max_new_tokens"):
         assert manifest["config"]["rollout"][key] == config["rollout"][key], key

@@ -72,6 +72,7 @@ def policy():
 # The docs/INTEGRATIONS.md example at CI size: 2 RL steps of 2 tasks x 4 episodes, 8 turns at
 # most (the household's 20 take minutes on a CPU), a checkpoint after every RL step.
 EXAMPLE = [
+    "env.name=household",
     "rollout.layout=trajectory",
     "steps=2",
     "rollout.tasks_per_step=2",
@@ -287,11 +288,13 @@ def test_a_policy_cold_started_in_another_layout_warns_as_spear_train_does(
 
 
 def test_checkpoints_follow_the_spear_config(tmp_path):
-    config = load_config("spear", ["rollout.layout=trajectory"])  # checkpoint.every 10, keep 2
+    # checkpoint.every 10, keep 2
+    config = load_config("spear", ["env.name=household", "rollout.layout=trajectory"])
     args = spear_grpo_config(config, tmp_path)
     per_rl_step = args.steps_per_generation * args.num_iterations // args.gradient_accumulation_steps
     assert (args.save_strategy, args.save_steps, args.save_total_limit) == ("steps", 10 * per_rl_step, 2)
     off = spear_grpo_config(
-        load_config("spear", ["rollout.layout=trajectory", "checkpoint.every=0"]), tmp_path
+        load_config("spear", ["env.name=household", "rollout.layout=trajectory", "checkpoint.every=0"]),
+        tmp_path,
     )
     assert off.save_strategy == "no"

@@ -32,6 +32,14 @@ def test_wilson_interval_of_half_of_a_hundred():
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
+def test_wilson_interval_holds_its_proportion_at_0_and_100_percent():
+    # at p = 1 the upper bound is (1 + z^2/2n + z^2/2n) / (1 + z^2/n) = 1 exactly; in floats it
+    # came out 0.9999999999999999 for 512 of 512, an interval that left out its own estimate
+    assert wilson_interval(512, 512)[1] == 1.0 and wilson_interval(0, 512)[0] == 0.0
+    low = wilson_interval(512, 512)[0]
+    assert low == pytest.approx(1 / (1 + 1.959964**2 / 512), abs=1e-12) and low < 1.0
+
+
 def test_mcnemar_exact_p_values():
     # 1 vs 5 discordant pairs: 2 * (C(6,0) + C(6,1)) / 2^6 = 14 / 64
     assert mcnemar_p(1, 5) == pytest.approx(14 / 64)

@@ -36,6 +36,7 @@ def test_lora_run_trains_only_the_adapter_and_saves_a_merged_model(tmp_path):
             "model.lora.r=4",
             "actor.lr=0.05",
             "steps=2",
+            "env.name=household",
             f"env.options={OPTIONS}",
             "rollout.tasks_per_step=2",
             "rollout.group_size=4",

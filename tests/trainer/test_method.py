@@ -49,7 +49,7 @@ def episode(layout: str, env_reward: float = 0.0) -> RolloutBatch:
 
 
 def scores(layout: str, *overrides: str, env_reward: float = 0.0) -> list[float]:
-    config = load_config("grpo", ["algorithm.invalid_penalty=0.1", *overrides])
+    config = load_config("grpo", ["env.name=household", "algorithm.invalid_penalty=0.1", *overrides])
     return Method(config, None, "react").shape_rewards(episode(layout, env_reward), step=1).tolist()
 
 
@@ -148,7 +148,7 @@ def four_groups() -> RolloutBatch:
 
 
 def kept_groups(*overrides: str) -> list[str]:
-    config = load_config("grpo", ["algorithm.group_filter.ratio=0.75", *overrides])
+    config = load_config("grpo", ["env.name=household", "algorithm.group_filter.ratio=0.75", *overrides])
     batch = four_groups()
     keep = Method(config, None, "react").filter_groups(batch, step=1)
     return list(dict.fromkeys(batch.group_id[keep].tolist()))
@@ -164,7 +164,7 @@ def test_the_group_filter_ranks_rewards_before_the_invalid_action_penalty():
 
 
 def test_the_group_filter_then_keeps_a_random_power_of_two_subset_of_rows():
-    config = load_config("grpo", ["algorithm.group_filter.ratio=0.75"])
+    config = load_config("grpo", ["env.name=household", "algorithm.group_filter.ratio=0.75"])
     batch = four_groups()
     method = Method(config, None, "react")
     keep = method.filter_groups(batch, step=1)

@@ -155,6 +155,7 @@ def test_accelerate_two_process_run_keeps_replicas_identical(tmp_path):
     overrides = [
         f"model.path={tmp_path / 'base'}",
         "steps=2",
+        "env.name=household",
         "env.options={num_receptacles: 4, num_distractors: 0, max_turns: 2}",
         "rollout.tasks_per_step=4",
         "rollout.group_size=2",
