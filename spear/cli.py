@@ -2,7 +2,8 @@
 
 Examples::
 
-    spear train                                   # the shipped household policy, preset spear
+    spear train                                   # the main job: math from the tool-shy novice, preset spear
+    spear train --env household                   # household from its novice (model.shipped=expert: clone)
     spear train --from-scratch                    # build + cold-start the embedded model first
     spear train --preset grpo --steps 100 actor.lr=5e-5 rollout.group_size=8
     spear train --model models/Qwen2.5-1.5B-Instruct --env shop   # any HF model in a local folder
@@ -65,7 +66,7 @@ def _set_threads(threads: int | None) -> None:
 
 
 ENV_HELP = (
-    "environment name (default: household; built in: household, shop, math, textworld, alfworld, "
+    "environment name (default: math; built in: household, shop, math, textworld, alfworld, "
     "webshop) or your own class as package.module:Class (docs/ENVIRONMENTS.md); "
     "its options: env.options.KEY=VALUE"
 )
