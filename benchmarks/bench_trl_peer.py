@@ -110,7 +110,6 @@ def spear_config(args: argparse.Namespace, model_dir: Path | None, extra: list[s
     return load_config(
         "drbot",
         [
-            "env.name=household",
             f"seed={args.seed}",
             f"steps={args.warmup + args.steps}",
             f"env.name={ENV_NAME}",

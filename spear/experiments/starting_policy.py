@@ -53,7 +53,7 @@ RECIPES: dict[str, dict[str, tuple[str, ...]]] = {
     "novice": {
         "household": ("sft.episodes=150", "sft.epochs=6"),
         # 65% of the demonstrations answer in their head: the novice calls the interpreter in
-        # 7% of held-out episodes at T = 0.4 and wins all of those (docs/DESIGN.md)
+        # 8% of held-out episodes at T = 0.4 and wins all of those (docs/DESIGN.md)
         "math": ("sft.tool_shy=0.65",),
     },
 }
