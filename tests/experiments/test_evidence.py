@@ -63,6 +63,8 @@ def test_gains_table_shows_points_and_the_papers_reference():
     )
     assert shop.splitlines()[2].endswith("| +13.9 |") and "paper, WebShop" in shop
     assert math.splitlines()[2].endswith("| +3.8 |") and "paper, AIME24" in math
+    sokoban = gains_table(SUMMARIES, ["drbot", "spear"], "sokoban")
+    assert sokoban.splitlines()[2].endswith("| +9.4 |") and "paper, Sokoban" in sokoban
     other = gains_table(SUMMARIES, ["drbot", "spear"], "textworld")
     assert "| paper (points) |" in other and other.splitlines()[2].endswith("| n/a |")
 
