@@ -1,15 +1,19 @@
 """Batched decoding at real model shapes against the GPU's roofline (issue 38).
 
     python benchmarks/bench_decode.py --model qwen2.5-0.5b --batch 64,128,256,512 [--json OUT]
+    python benchmarks/bench_decode.py --model qwen2.5-0.5b --batch 256 --decode eager,compiled
     python benchmarks/bench_decode.py --model tiny --device cpu --batch 4   # a smoke run
 
 Builds the architecture from its config with random weights (throughput does not depend on
 training; no weights are downloaded), feeds ``--prompt`` random prompt tokens per row, and
 generates exactly ``--new`` tokens per row with spear's rollout decoder
 (:func:`spear.rollout.generation.generate`: no EOS, sampling at T = 1 with a seeded
-generator). Each batch size is timed twice, once with one new token (the prefill, with its
-first token) and once with ``--new``; the difference is the decode, reported as generated
-tokens per second.
+generator), with each decoder of ``--decode`` (``eager``, ``static``, ``compiled``: see
+:mod:`spear.rollout.generation`). Each batch size is timed twice, once with one new token
+(the prefill, with its first token) and once with ``--new``; the difference is the decode,
+reported as generated tokens per second. A fixed-shape decoder first runs each shape once
+untimed, so a compiled one is timed replaying its graphs, and the compile time is reported
+apart.
 
 **Roofline.** A decode step of ``B`` rows reads every weight once and the KV cache in use,
 and computes about ``2 x parameters x B`` FLOPs plus attention, so its time is at least
@@ -97,12 +101,14 @@ def roofline_tokens_per_s(model: Qwen2ForCausalLM, batch: int, context: float, g
     return batch / step
 
 
-def timed(model, prompts: list[list[int]], new: int, device: str) -> float:
+def timed(model, prompts: list[list[int]], new: int, device: str, decode: str = "eager") -> float:
     generator = torch.Generator(device=device).manual_seed(0)
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    outputs = generate(model, prompts, max_new_tokens=new, pad_token_id=0, generator=generator)
+    outputs = generate(
+        model, prompts, max_new_tokens=new, pad_token_id=0, generator=generator, decode=decode
+    )
     if device == "cuda":
         torch.cuda.synchronize()
     assert all(len(o.token_ids) == new for o in outputs)
@@ -119,6 +125,7 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=128, help="generated tokens per row")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
+    parser.add_argument("--decode", default="eager", help="comma-separated: eager, static, compiled")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     model = build(args.model, getattr(torch, args.dtype), args.device)
@@ -126,25 +133,37 @@ def main() -> None:
     parameters = sum(p.numel() for p in model.parameters())
     print(
         f"{args.model} ({parameters / 1e6:.0f}M parameters, random weights, {args.dtype}) on {gpu}; "
-        f"{args.prompt} prompt + {args.new} new tokens per row, spear's eager decoder"
+        f"{args.prompt} prompt + {args.new} new tokens per row, spear's decoders: {args.decode}"
     )
     rng = torch.Generator().manual_seed(1)
     timed(model, torch.randint(1, 1000, (2, args.prompt), generator=rng).tolist(), 4, args.device)  # warm-up
     rows = []
-    print("\n| batch | prefill s | decode s | decode tokens/s | roofline tokens/s | share of roofline |")
-    print("|---|---|---|---|---|---|")
-    for batch in (int(b) for b in args.batch.split(",")):
+    print(
+        "\n| decoder | batch | compile s | prefill s | decode s | decode tokens/s "
+        "| roofline tokens/s | share of roofline |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    cases = [(d, int(b)) for d in args.decode.split(",") for b in args.batch.split(",")]
+    for decode, batch in cases:
         prompts = torch.randint(1, 1000, (batch, args.prompt), generator=rng).tolist()
-        prefill = timed(model, prompts, 1, args.device)
-        total = timed(model, prompts, args.new, args.device)
-        decode = max(total - prefill, 1e-9)
-        rate = batch * (args.new - 1) / decode
+        compile_s = 0.0
+        if decode != "eager":  # the first run of a shape traces and compiles it (CUDA graphs: captures)
+            compile_s = timed(model, prompts, args.new, args.device, decode)
+        prefill = timed(model, prompts, 1, args.device, decode)
+        total = timed(model, prompts, args.new, args.device, decode)
+        decode_s = max(total - prefill, 1e-9)
+        rate = batch * (args.new - 1) / decode_s
         roof = roofline_tokens_per_s(model, batch, args.prompt + args.new / 2, gpu)
         share = f"{100 * rate / roof:.1f}%" if roof else "n/a"
         roof_text = f"{roof:,.0f}" if roof else "n/a"
-        print(f"| {batch} | {prefill:.3f} | {decode:.3f} | {rate:,.0f} | {roof_text} | {share} |")
+        print(
+            f"| {decode} | {batch} | {compile_s:.1f} | {prefill:.3f} | {decode_s:.3f} | {rate:,.0f} "
+            f"| {roof_text} | {share} |"
+        )
         rows.append(
             {
+                "decode": decode,
+                "compile_s": compile_s,
                 "model": args.model,
                 "device": gpu,
                 "dtype": args.dtype,
@@ -152,7 +171,7 @@ def main() -> None:
                 "prompt": args.prompt,
                 "new": args.new,
                 "prefill_s": prefill,
-                "decode_s": decode,
+                "decode_s": decode_s,
                 "decode_tokens_per_s": rate,
                 "roofline_tokens_per_s": roof,
             }

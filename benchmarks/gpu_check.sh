@@ -36,9 +36,12 @@ SIZE=(model.embedded.hidden_size=768 model.embedded.num_layers=10 model.embedded
   --json "$OUT_DIR/gpu_check.json" "${SIZE[@]}" rollout.tasks_per_step=8 | tee "$OUT_DIR/gpu_check.txt"
 # 3. decoding at real shapes (issue 38): Qwen2.5-0.5B and -1.5B built from their configs with
 #    random weights, 128 prompt + 128 new tokens per row, against the roofline
+#    with the eager decoder, then one shape per model compiled (CUDA graphs)
 "$PY" benchmarks/bench_decode.py --model qwen2.5-0.5b --batch 64,256,512 \
   --json "$OUT_DIR/gpu_decode_0.5b.json" | tee "$OUT_DIR/gpu_decode.txt"
-"$PY" benchmarks/bench_decode.py --model qwen2.5-1.5b --batch 256 \
+"$PY" benchmarks/bench_decode.py --model qwen2.5-0.5b --batch 256 --decode compiled \
+  --json "$OUT_DIR/gpu_decode_0.5b_compiled.json" | tee -a "$OUT_DIR/gpu_decode.txt"
+"$PY" benchmarks/bench_decode.py --model qwen2.5-1.5b --batch 256 --decode eager,compiled \
   --json "$OUT_DIR/gpu_decode_1.5b.json" | tee -a "$OUT_DIR/gpu_decode.txt"
 end=$(date +%s)
 

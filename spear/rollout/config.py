@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from spear.rollout.generation import DECODERS
 from spear.rollout.prompts import check_prompt_style
 
 LAYOUTS: tuple[str, ...] = ("turn", "trajectory")
@@ -40,6 +41,9 @@ class RolloutConfig:
         max_admissible: show at most this many admissible actions (None = all).
         system_prompt: optional system message of every episode.
         seed: sampling seed; ``collect`` at the same ``step`` reproduces its samples.
+        decode: the decoder (:data:`spear.rollout.generation.DECODERS`): ``"eager"`` (the
+            reference), ``"static"`` or ``"compiled"`` (fixed shapes, for a GPU); all three
+            sample the same tokens (docs/ROLLOUT.md).
     """
 
     group_size: int = 8
@@ -57,6 +61,7 @@ class RolloutConfig:
     max_admissible: int | None = None
     system_prompt: str | None = None
     seed: int = 0
+    decode: str = "eager"
 
     def __post_init__(self) -> None:
         _positive_int("group_size", self.group_size)
@@ -72,6 +77,8 @@ class RolloutConfig:
         if not isinstance(self.history_length, int) or self.history_length < 0:
             raise ValueError(f"history_length must be an integer >= 0, got {self.history_length!r}")
         check_prompt_style(self.prompt_style)
+        if self.decode not in DECODERS:
+            raise ValueError(f"decode must be one of {DECODERS}, got {self.decode!r}")
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)

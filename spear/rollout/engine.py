@@ -327,6 +327,7 @@ class RolloutEngine:
             stop=cfg.stop,
             tokenizer=self.tokenizer,
             generator=generator,
+            decode=cfg.decode,
         )
 
     def _scripted(self, text: str) -> Generation:

@@ -15,19 +15,36 @@ Log-probabilities (spec 2.2 step 7):
 * ``sampling_logprobs`` are the log-probabilities under the distribution the
   token was actually drawn from (temperature and top-p applied; 0.0 for greedy).
   They equal ``logprobs`` when temperature == 1 and top_p == 1.
+
+Three decoders run the same loop (``decode``, docs/ROLLOUT.md):
+
+* ``eager`` (the reference): a ``DynamicCache`` that grows by one column a step and
+  drops finished rows, so every forward pass computes only live rows.
+* ``static``: a preallocated ``StaticCache`` whose shape is fixed for the whole call
+  (rows rounded up to a power of two, columns to a multiple of 128): finished and
+  filler rows keep decoding and are ignored. Fixed shapes are what a compiler needs.
+* ``compiled``: ``static`` with the decode step under ``torch.compile`` (CUDA graphs
+  on a GPU, ``mode="reduce-overhead"``), compiled once per model and shape bucket.
+
+All three sample from the live rows' logits only, so the generator draws the same
+random numbers, and the same tokens come out; log-probs agree up to float summation
+order (attention over a longer, masked cache; a larger batch), tested to 1e-5.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from transformers import DynamicCache, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedTokenizerBase, StaticCache
 
 FinishReason = Literal["eos", "stop", "length"]
+DECODERS: tuple[str, ...] = ("eager", "static", "compiled")
+CACHE_COLUMNS = 128  # a static cache's length is rounded up to a multiple of this
 
 
 @dataclass
@@ -174,7 +191,120 @@ def _check_args(n_rows: int, budgets: list[int], temperature: float, top_p: floa
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
 
 
-@torch.inference_mode()
+class EagerDecoder:
+    """The reference decoder: a ``DynamicCache`` that drops finished rows (module docstring)."""
+
+    def __init__(self, model: torch.nn.Module, prompts: Sequence[Sequence[int]], pad_token_id: int) -> None:
+        self.model = model
+        self.cache = DynamicCache()
+        self.cache_kwarg = cache_argument(model)
+        self.first_logits, self.attention_mask, self.next_positions = prefill(
+            model, prompts, pad_token_id, self.cache
+        )
+
+    def step(self, tokens: torch.Tensor, keep: list[int]) -> torch.Tensor:
+        """Feed ``tokens`` ``[n]`` (one per live row), keep the rows at positions ``keep``;
+        return the next logits of the kept rows ``[len(keep), V]``."""
+        if len(keep) < tokens.shape[0]:
+            index = torch.tensor(keep, device=tokens.device)
+            self.cache.batch_select_indices(index)
+            tokens, self.attention_mask = tokens[index], self.attention_mask[index]
+            self.next_positions = self.next_positions[index]
+        self.attention_mask = torch.cat(
+            [self.attention_mask, self.attention_mask.new_ones((len(keep), 1))], dim=1
+        )
+        logits = self.model(
+            input_ids=tokens[:, None],
+            attention_mask=self.attention_mask,
+            position_ids=self.next_positions[:, None],
+            use_cache=True,
+            **{self.cache_kwarg: self.cache},
+        ).logits[:, -1, :]
+        self.next_positions = self.next_positions + 1
+        return logits
+
+
+_COMPILED: weakref.WeakKeyDictionary[torch.nn.Module, Callable] = weakref.WeakKeyDictionary()
+
+
+def compiled_forward(model: torch.nn.Module) -> Callable:
+    """``model.forward`` under ``torch.compile``, made once per model and reused by every call.
+
+    On a GPU the decode step is captured as a CUDA graph (``reduce-overhead``): one
+    launch instead of hundreds of small kernels. Each shape bucket is compiled once;
+    the recompile limit is raised so that a run's few buckets all stay compiled.
+    """
+    forward = _COMPILED.get(model)
+    if forward is None:
+        cuda = next(model.parameters()).device.type == "cuda"
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+        forward = torch.compile(model.forward, mode="reduce-overhead" if cuda else None, dynamic=False)
+        _COMPILED[model] = forward
+    return forward
+
+
+class StaticDecoder:
+    """A fixed-shape decoder over a ``StaticCache`` (module docstring), eager or compiled.
+
+    The batch holds ``rows`` slots (the prompts, then copies of the first prompt as
+    filler) and the cache ``columns`` positions; a live row keeps its slot, a finished
+    row's slot is fed padding, and only the live slots' logits are returned.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        prompts: Sequence[Sequence[int]],
+        pad_token_id: int,
+        max_new_tokens: int,
+        *,
+        compiled: bool,
+    ) -> None:
+        n = len(prompts)
+        self.rows = 1 << (n - 1).bit_length()
+        width = max(len(p) for p in prompts)
+        columns = -(-(width + max_new_tokens) // CACHE_COLUMNS) * CACHE_COLUMNS
+        device = next(model.parameters()).device
+        padded = list(prompts) + [prompts[0]] * (self.rows - n)
+        input_ids, prompt_mask, positions = left_pad(padded, pad_token_id, device)
+        self.attention_mask = torch.zeros((self.rows, columns), dtype=torch.long, device=device)
+        self.attention_mask[:, :width] = prompt_mask
+        self.cache = StaticCache(config=model.config, max_cache_len=columns)
+        self.cache_kwarg = cache_argument(model)
+        self.pad_token_id = pad_token_id
+        self.forward = compiled_forward(model) if compiled else model
+        self.first_logits = model(  # the prefill is not compiled: its width changes every call
+            input_ids=input_ids,
+            attention_mask=self.attention_mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+            **{self.cache_kwarg: self.cache},
+        ).logits[:n, -1, :]
+        self.column = width
+        self.next_positions = positions[:, -1] + 1
+        self.slots = torch.arange(n, device=device)  # the slot of each live row
+
+    def step(self, tokens: torch.Tensor, keep: list[int]) -> torch.Tensor:
+        """As :meth:`EagerDecoder.step`."""
+        if len(keep) < tokens.shape[0]:
+            index = torch.tensor(keep, device=tokens.device)
+            tokens, self.slots = tokens[index], self.slots[index]
+        input_ids = torch.full((self.rows, 1), self.pad_token_id, dtype=torch.long, device=tokens.device)
+        input_ids[self.slots, 0] = tokens
+        self.attention_mask[:, self.column] = 1
+        logits = self.forward(
+            input_ids=input_ids,
+            attention_mask=self.attention_mask,
+            position_ids=self.next_positions[:, None],
+            use_cache=True,
+            **{self.cache_kwarg: self.cache},
+        ).logits
+        self.column += 1
+        self.next_positions = self.next_positions + 1
+        return logits[self.slots, -1, :]
+
+
 def generate(
     model: torch.nn.Module,
     prompts: Sequence[Sequence[int]],
@@ -187,6 +317,7 @@ def generate(
     stop: Sequence[str] = (),
     tokenizer: PreTrainedTokenizerBase | None = None,
     generator: torch.Generator | None = None,
+    decode: str = "eager",
 ) -> list[Generation]:
     """Sample continuations of ``prompts`` (token id lists) in one batched decode loop.
 
@@ -194,55 +325,46 @@ def generate(
     string (that token is kept, reason ``stop``), or after its ``max_new_tokens``
     (an int, or one budget per row; reason ``length``). ``temperature == 0`` is
     greedy decoding. ``generator`` makes sampling reproducible; it must live on
-    the model's device.
+    the model's device. ``decode`` picks the decoder (:data:`DECODERS`, module docstring).
     """
     if not prompts:
         return []
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
+    if decode not in DECODERS:
+        raise ValueError(f"decode must be one of {DECODERS}, got {decode!r}")
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     _check_args(len(prompts), budgets, temperature, top_p)
-    device = next(model.parameters()).device
     checker = StopChecker(tokenizer, stop)
     eos = set(int(t) for t in eos_token_ids)
-
-    cache = DynamicCache()
-    cache_kwarg = cache_argument(model)
-    logits, attention_mask, next_positions = prefill(model, prompts, pad_token_id, cache)
-    active = list(range(len(prompts)))  # original row of each batch position
-    outputs = [Generation([], [], [], "length") for _ in prompts]
-
-    while True:
-        tokens, logp, sampled_logp = sample_next(logits, temperature, top_p, generator)
-        still_active: list[int] = []
-        for pos, (row, token, lp, slp) in enumerate(
-            zip(active, tokens.tolist(), logp.tolist(), sampled_logp.tolist(), strict=True)
-        ):
-            out = outputs[row]
-            out.token_ids.append(token)
-            out.logprobs.append(lp)
-            out.sampling_logprobs.append(slp)
-            if token in eos:
-                out.finish_reason = "eos"
-            elif checker.completes(out.token_ids):
-                out.finish_reason = "stop"
-            elif len(out.token_ids) >= budgets[row]:
-                out.finish_reason = "length"
-            else:
-                still_active.append(pos)
-        if not still_active:
-            return outputs
-        if len(still_active) < len(active):
-            keep = torch.tensor(still_active, device=device)
-            cache.batch_select_indices(keep)
-            tokens, attention_mask, next_positions = tokens[keep], attention_mask[keep], next_positions[keep]
+    # compiled graphs are traced outside inference mode (what torch.compile and CUDA graphs support best)
+    with torch.inference_mode() if decode == "eager" else torch.no_grad():
+        if decode == "eager":
+            decoder: EagerDecoder | StaticDecoder = EagerDecoder(model, prompts, pad_token_id)
+        else:
+            decoder = StaticDecoder(model, prompts, pad_token_id, max(budgets), compiled=decode == "compiled")
+        logits = decoder.first_logits
+        active = list(range(len(prompts)))  # original row of each live row
+        outputs = [Generation([], [], [], "length") for _ in prompts]
+        while True:
+            tokens, logp, sampled_logp = sample_next(logits, temperature, top_p, generator)
+            still_active: list[int] = []
+            for pos, (row, token, lp, slp) in enumerate(
+                zip(active, tokens.tolist(), logp.tolist(), sampled_logp.tolist(), strict=True)
+            ):
+                out = outputs[row]
+                out.token_ids.append(token)
+                out.logprobs.append(lp)
+                out.sampling_logprobs.append(slp)
+                if token in eos:
+                    out.finish_reason = "eos"
+                elif checker.completes(out.token_ids):
+                    out.finish_reason = "stop"
+                elif len(out.token_ids) >= budgets[row]:
+                    out.finish_reason = "length"
+                else:
+                    still_active.append(pos)
+            if not still_active:
+                return outputs
+            logits = decoder.step(tokens, still_active)
             active = [active[p] for p in still_active]
-        attention_mask = torch.cat([attention_mask, attention_mask.new_ones((len(active), 1))], dim=1)
-        logits = model(
-            input_ids=tokens[:, None],
-            attention_mask=attention_mask,
-            position_ids=next_positions[:, None],
-            use_cache=True,
-            **{cache_kwarg: cache},
-        ).logits[:, -1, :]
-        next_positions = next_positions + 1

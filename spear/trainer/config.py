@@ -29,6 +29,7 @@ from spear.algo.replay import ReplayConfig
 from spear.algo.rewards import SUCCESS_BONUS_FORMS
 from spear.algo.schedules import SCHEDULES
 from spear.envs.custom import is_import_path
+from spear.rollout.generation import DECODERS
 from spear.rollout.prompts import PROMPT_STYLES
 
 PRESET_DIR = "presets"
@@ -332,6 +333,7 @@ def validate(config: dict[str, Any]) -> None:
     group = _require(config, "rollout.group_size", int, minimum=1)
     _choice(config, "rollout.layout", ("turn", "trajectory"))
     _choice(config, "rollout.prompt_style", PROMPT_STYLES)
+    _choice(config, "rollout.decode", DECODERS)
     _require(config, "rollout.max_new_tokens", int, minimum=1)
     _require(config, "rollout.max_response_tokens", int, minimum=1)
     temperature = _require(config, "rollout.temperature", float, minimum=0.0)

@@ -82,6 +82,7 @@ def rollout_config(
         show_admissible=r["show_admissible"],
         prompt_style=r["prompt_style"],
         seed=seed,
+        decode=r["decode"],
     )
 
 

@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from spear.models.embedded import build_model
-from spear.rollout.generation import StopChecker, cache_argument, generate, left_pad, top_p_filter
+from spear.rollout.generation import (
+    StaticDecoder,
+    StopChecker,
+    cache_argument,
+    generate,
+    left_pad,
+    top_p_filter,
+)
 
 PROMPTS = ["The counter shows 3.", "<think>", "What is 2 * 3 + 4? Put the answer in \\boxed{}."]
 
@@ -164,3 +171,55 @@ def test_a_peft_wrapper_is_asked_through_its_base_model(model, tokenizer) -> Non
     )
     assert cache_argument(wrapped) == cache_argument(model)
     assert len(generate(wrapped, encode_all(tokenizer), max_new_tokens=2, pad_token_id=0)) == len(PROMPTS)
+
+
+@pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.7, 0.9), (0.0, 1.0)])
+def test_the_static_decoder_samples_the_eager_tokens_with_the_eager_log_probs(
+    model, tokenizer, temperature: float, top_p: float
+) -> None:
+    """Same seed, same tokens: the static decoder samples from the live rows only, so the
+    generator draws the same numbers while its rows finish at different steps."""
+    prompts = encode_all(tokenizer) * 2 + encode_all(tokenizer)[:1]  # 7 rows in 8 slots
+    budgets = [30, 4, 17, 30, 1, 9, 25]
+    eos = [tokenizer.encode("e", add_special_tokens=False)[0]]
+
+    def run(decode: str):
+        gen = torch.Generator().manual_seed(11)
+        return generate(
+            model,
+            prompts,
+            max_new_tokens=budgets,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_ids=eos,
+            temperature=temperature,
+            top_p=top_p,
+            stop=("</",),
+            tokenizer=tokenizer,
+            generator=gen,
+            decode=decode,
+        )
+
+    eager, static = run("eager"), run("static")
+    assert len({len(o.token_ids) for o in eager}) > 3  # rows end at different steps
+    if temperature > 0:
+        assert len({o.finish_reason for o in eager}) > 1  # and for different reasons
+    for e, s in zip(eager, static, strict=True):
+        assert (s.token_ids, s.finish_reason) == (e.token_ids, e.finish_reason)
+        torch.testing.assert_close(torch.tensor(s.logprobs), torch.tensor(e.logprobs), rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            torch.tensor(s.sampling_logprobs), torch.tensor(e.sampling_logprobs), rtol=0, atol=1e-5
+        )
+
+
+def test_the_static_decoder_rounds_rows_to_a_power_of_two_and_columns_to_128(model, tokenizer) -> None:
+    prompts = encode_all(tokenizer) * 2 + encode_all(tokenizer)[:1]
+    with torch.no_grad():
+        decoder = StaticDecoder(model, prompts, tokenizer.pad_token_id, 100, compiled=False)
+    width = max(len(p) for p in prompts)
+    assert decoder.rows == 8 and decoder.attention_mask.shape == (8, 128 * (1 + (width + 99) // 128))
+    assert decoder.first_logits.shape[0] == 7
+
+
+def test_an_unknown_decoder_is_refused(model, tokenizer) -> None:
+    with pytest.raises(ValueError, match="decode must be one of"):
+        generate(model, encode_all(tokenizer), max_new_tokens=2, pad_token_id=0, decode="fast")

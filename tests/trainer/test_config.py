@@ -80,6 +80,7 @@ def test_overrides_parse_yaml_values():
         ("spear", ["steps=ten"], "'steps' must be int"),
         ("spear", ["steps=0"], "'steps' must be >= 1"),
         ("spear", ["rollout.layout=tree"], "rollout.layout must be one of"),
+        ("spear", ["rollout.decode=fast"], "rollout.decode must be one of"),
         ("spear", ["actor.loss_mode=ppo"], "actor.loss_mode must be one of"),
         ("spear", ["algorithm.filters=[toxic]"], "unknown filter 'toxic'"),
         ("spear", ["sil.buffer.capacity=0"], "sil.buffer': capacity must be >= 1"),
