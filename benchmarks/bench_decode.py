@@ -9,11 +9,13 @@ training; no weights are downloaded), feeds ``--prompt`` random prompt tokens pe
 generates exactly ``--new`` tokens per row with spear's rollout decoder
 (:func:`spear.rollout.generation.generate`: no EOS, sampling at T = 1 with a seeded
 generator), with each decoder of ``--decode`` (``eager``, ``static``, ``compiled``: see
-:mod:`spear.rollout.generation`). Each batch size is timed twice, once with one new token
-(the prefill, with its first token) and once with ``--new``; the difference is the decode,
-reported as generated tokens per second. A fixed-shape decoder first runs each shape once
-untimed, so a compiled one is timed replaying its graphs, and the compile time is reported
-apart.
+:mod:`spear.rollout.generation`), or with transformers' continuous batching
+(``transformers-cb``: ``model.generate_batch`` with ``return_logprobs``, the other fast path
+the issue names; it samples with its own generator, so not spear's tokens). Each batch size
+is timed twice, once with one new token (the prefill, with its first token) and once with
+``--new``; the difference is the decode, reported as generated tokens per second. Every
+decoder but ``eager`` first runs each shape once untimed, so a compiled one is timed
+replaying its graphs, and that first run's time is reported apart.
 
 **Roofline.** A decode step of ``B`` rows reads every weight once and the KV cache in use,
 and computes about ``2 x parameters x B`` FLOPs plus attention, so its time is at least
@@ -31,7 +33,7 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import Qwen2Config, Qwen2ForCausalLM
+from transformers import ContinuousBatchingConfig, GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
 from spear.rollout.generation import generate
 
@@ -101,17 +103,35 @@ def roofline_tokens_per_s(model: Qwen2ForCausalLM, batch: int, context: float, g
     return batch / step
 
 
+def continuous_batching(model, prompts: list[list[int]], new: int) -> list[list[int]]:
+    """transformers' continuous batching: sampled ids of each prompt (log-probs returned too)."""
+    config = GenerationConfig(
+        max_new_tokens=new, do_sample=True, temperature=1.0, eos_token_id=-1, pad_token_id=0
+    )
+    outputs = model.generate_batch(
+        prompts,
+        generation_config=config,
+        continuous_batching_config=ContinuousBatchingConfig(return_logprobs=True, seed=0),
+        warmup=False,
+    )
+    return [o.generated_tokens for o in outputs.values()]
+
+
 def timed(model, prompts: list[list[int]], new: int, device: str, decode: str = "eager") -> float:
     generator = torch.Generator(device=device).manual_seed(0)
     if device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    outputs = generate(
-        model, prompts, max_new_tokens=new, pad_token_id=0, generator=generator, decode=decode
-    )
+    if decode == "transformers-cb":
+        sampled = continuous_batching(model, prompts, new)
+    else:
+        outputs = generate(
+            model, prompts, max_new_tokens=new, pad_token_id=0, generator=generator, decode=decode
+        )
+        sampled = [o.token_ids for o in outputs]
     if device == "cuda":
         torch.cuda.synchronize()
-    assert all(len(o.token_ids) == new for o in outputs)
+    assert len(sampled) == len(prompts) and all(len(s) == new for s in sampled)
     return time.perf_counter() - start
 
 
@@ -125,7 +145,9 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=128, help="generated tokens per row")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="bfloat16", choices=("bfloat16", "float32"))
-    parser.add_argument("--decode", default="eager", help="comma-separated: eager, static, compiled")
+    parser.add_argument(
+        "--decode", default="eager", help="comma-separated: eager, static, compiled, transformers-cb"
+    )
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
     model = build(args.model, getattr(torch, args.dtype), args.device)

@@ -42,11 +42,15 @@ timeout 150 "$PY" benchmarks/bench_trl_household.py --model scratch --steps 2 --
   | tee -a "$OUT_DIR/gpu_check.txt" || echo "compiled household step: did not finish in 150 s" | tee -a "$OUT_DIR/gpu_check.txt"
 # 3. decoding at real shapes (issue 38): Qwen2.5-0.5B and -1.5B built from their configs with
 #    random weights, 128 prompt + 128 new tokens per row, against the roofline
-#    with the eager decoder, then one shape per model compiled (CUDA graphs)
+#    with the eager decoder, then one shape per model compiled (CUDA graphs), and the 0.5B
+#    shape with transformers' continuous batching (generate_batch), the other fast path
 "$PY" benchmarks/bench_decode.py --model qwen2.5-0.5b --batch 64,256,512 \
   --json "$OUT_DIR/gpu_decode_0.5b.json" | tee "$OUT_DIR/gpu_decode.txt"
 "$PY" benchmarks/bench_decode.py --model qwen2.5-0.5b --batch 256 --decode compiled \
   --json "$OUT_DIR/gpu_decode_0.5b_compiled.json" | tee -a "$OUT_DIR/gpu_decode.txt"
+timeout 120 "$PY" benchmarks/bench_decode.py --model qwen2.5-0.5b --batch 256 --decode transformers-cb \
+  --json "$OUT_DIR/gpu_decode_0.5b_cb.json" | tee -a "$OUT_DIR/gpu_decode.txt" \
+  || echo "transformers-cb: failed or took over 120 s" | tee -a "$OUT_DIR/gpu_decode.txt"
 "$PY" benchmarks/bench_decode.py --model qwen2.5-1.5b --batch 256 --decode eager,compiled \
   --json "$OUT_DIR/gpu_decode_1.5b.json" | tee -a "$OUT_DIR/gpu_decode.txt"
 end=$(date +%s)
