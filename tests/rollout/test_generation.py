@@ -8,9 +8,12 @@ import warnings
 
 import pytest
 import torch
+from transformers import DynamicCache
 
 from spear.models.embedded import build_model
+from spear.rollout import generation
 from spear.rollout.generation import (
+    ReservedLayer,
     StaticDecoder,
     StopChecker,
     cache_argument,
@@ -223,3 +226,38 @@ def test_the_static_decoder_rounds_rows_to_a_power_of_two_and_columns_to_128(mod
 def test_an_unknown_decoder_is_refused(model, tokenizer) -> None:
     with pytest.raises(ValueError, match="decode must be one of"):
         generate(model, encode_all(tokenizer), max_new_tokens=2, pad_token_id=0, decode="fast")
+
+
+def test_the_reserved_cache_decodes_bit_for_bit_what_a_concatenating_cache_decodes(
+    model, tokenizer, monkeypatch
+) -> None:
+    prompts = encode_all(tokenizer) * 2
+    budgets = [24, 3, 17, 24, 1, 9]
+
+    def run() -> list:
+        gen = torch.Generator().manual_seed(4)
+        return generate(model, prompts, max_new_tokens=budgets, pad_token_id=0, generator=gen)
+
+    reserved = run()
+    monkeypatch.setattr(generation, "ReservedCache", lambda _reserve: DynamicCache())
+    concatenated = run()
+    for r, c in zip(reserved, concatenated, strict=True):
+        assert r.token_ids == c.token_ids
+        assert (r.logprobs, r.sampling_logprobs) == (c.logprobs, c.sampling_logprobs)  # exactly
+
+
+def test_a_reserved_layer_holds_what_concatenation_holds_past_its_reserve_and_after_a_row_selection() -> None:
+    layer, expected_keys, expected_values = ReservedLayer(reserve=2), [], []
+    for width in (5, 1, 1, 1, 4, 1):  # the reserve of 2 runs out at the fourth update, then the room doubles
+        keys, values = torch.randn(3, 2, width, 4), torch.randn(3, 2, width, 4)
+        expected_keys.append(keys)
+        expected_values.append(values)
+        got_keys, got_values = layer.update(keys, values)
+        assert torch.equal(got_keys, torch.cat(expected_keys, dim=-2))
+        assert torch.equal(got_values, torch.cat(expected_values, dim=-2))
+    rows = torch.tensor([2, 0])
+    layer.batch_select_indices(rows)
+    selected = torch.cat(expected_keys, dim=-2)[rows]
+    assert torch.equal(layer.keys, selected) and layer.get_seq_length() == 13
+    more = torch.randn(2, 2, 1, 4)
+    assert torch.equal(layer.update(more, more)[0], torch.cat([selected, more], dim=-2))
