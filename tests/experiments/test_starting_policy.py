@@ -110,15 +110,15 @@ def test_model_shipped_chooses_the_novice_or_the_expert_clone():
     assert household_config()["model"]["shipped"] == "novice"
     expert = household_config("model.shipped=expert")
     assert prepared_model_path(expert, Path("run")) == EXPERT != SHIPPED
-    assert household_config("env.name=shop")["model"]["shipped"] == "expert"  # base default
+    assert household_config("env.name=textworld")["model"]["shipped"] == "expert"  # base default
     with pytest.raises(ConfigError, match=r"model\.shipped"):
         household_config("model.shipped=master")
     with pytest.raises(ConfigError) as caught:
-        household_config("env.name=shop", "model.shipped=novice", "model.init=shipped")
-    assert "no novice starting policy is shipped for environment 'shop'" in str(caught.value)
-    assert "build_starting_policy.py --env shop --policy novice" in str(caught.value)
+        household_config("env.name=textworld", "model.shipped=novice", "model.init=shipped")
+    assert "no novice starting policy is shipped for environment 'textworld'" in str(caught.value)
+    assert "build_starting_policy.py --env textworld --policy novice" in str(caught.value)
     # auto with no novice for the environment: built from scratch, as for any unshipped policy
-    assert start_kind(household_config("env.name=shop", "model.shipped=novice")) == "scratch"
+    assert start_kind(household_config("env.name=textworld", "model.shipped=novice")) == "scratch"
 
 
 # ----------------------------------------------------------------------------- spear train

@@ -187,7 +187,7 @@ def test_environments_without_a_shipped_policy_have_none(monkeypatch, tmp_path):
         load_starting_policy("household")
 
 
-@pytest.mark.parametrize("env_name", ["household", "math", "sokoban"])
+@pytest.mark.parametrize("env_name", ["household", "math", "shop", "sokoban"])
 def test_each_shipped_novice_knows_the_protocol_but_not_the_tasks(env_name):
     """docs/DESIGN.md, "Novice starting policies": well-formed on >= 95% of turns, 5-30%
     held-out success at the evaluation temperature (greedy no better than 30%), and below

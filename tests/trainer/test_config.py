@@ -155,6 +155,7 @@ def test_each_environment_starts_from_its_profile():
     assert household["algorithm"]["invalid_penalty"] == 0.1
     shop = load_config("spear", ["env.name=shop"])
     assert shop["env"]["options"]["max_turns"] == 10 and shop["rollout"]["max_new_tokens"] == 48
+    assert shop["model"]["shipped"] == "novice"
     assert load_config("spear", ["env.name=textworld"])["env"]["options"] == {}  # no profile: base.yaml
     profiles = resources.files("spear.trainer").joinpath("presets", "envs").iterdir()
     for name in sorted(p.name.removesuffix(".yaml") for p in profiles):
