@@ -161,16 +161,16 @@ def main() -> None:
     timed(model, torch.randint(1, 1000, (2, args.prompt), generator=rng).tolist(), 4, args.device)  # warm-up
     rows = []
     print(
-        "\n| decoder | batch | compile s | prefill s | decode s | decode tokens/s "
+        "\n| decoder | batch | first run s (compiles) | prefill s | decode s | decode tokens/s "
         "| roofline tokens/s | share of roofline |"
     )
     print("|---|---|---|---|---|---|---|---|")
     cases = [(d, int(b)) for d in args.decode.split(",") for b in args.batch.split(",")]
     for decode, batch in cases:
         prompts = torch.randint(1, 1000, (batch, args.prompt), generator=rng).tolist()
-        compile_s = 0.0
+        first_run_s = 0.0
         if decode != "eager":  # the first run of a shape traces and compiles it (CUDA graphs: captures)
-            compile_s = timed(model, prompts, args.new, args.device, decode)
+            first_run_s = timed(model, prompts, args.new, args.device, decode)
         prefill = timed(model, prompts, 1, args.device, decode)
         total = timed(model, prompts, args.new, args.device, decode)
         decode_s = max(total - prefill, 1e-9)
@@ -179,13 +179,13 @@ def main() -> None:
         share = f"{100 * rate / roof:.1f}%" if roof else "n/a"
         roof_text = f"{roof:,.0f}" if roof else "n/a"
         print(
-            f"| {decode} | {batch} | {compile_s:.1f} | {prefill:.3f} | {decode_s:.3f} | {rate:,.0f} "
+            f"| {decode} | {batch} | {first_run_s:.1f} | {prefill:.3f} | {decode_s:.3f} | {rate:,.0f} "
             f"| {roof_text} | {share} |"
         )
         rows.append(
             {
                 "decode": decode,
-                "compile_s": compile_s,
+                "first_run_s": first_run_s,
                 "model": args.model,
                 "device": gpu,
                 "dtype": args.dtype,
