@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from spear import __version__
+from spear.rollout.generation import DECODERS
 from spear.trainer.config import ConfigError, available_presets, load_config
 
 
@@ -158,6 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         max_turns=args.max_turns,
         seed=args.seed,
+        decode=args.decode,
     )
     print(f"{args.env or 'trained environment'} eval split: {result.summary()}")
     print(f"  tool calls per episode {result.tool_calls:.2f}, turns per episode {result.turns:.2f}")
@@ -245,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-new-tokens", type=int, help="tokens a turn (default: as in training)")
     ev.add_argument("--max-turns", type=int, help="turns an episode (default: as in training)")
     ev.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
+    ev.add_argument(
+        "--decode",
+        choices=DECODERS,
+        help="rollout decoder (default: as in training); the same tokens, at another speed (docs/ROLLOUT.md)",
+    )
     _add_threads(ev)
     ev.set_defaults(func=cmd_eval)
 

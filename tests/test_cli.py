@@ -56,7 +56,7 @@ def test_help_matches_what_each_command_does(capsys):
     for command in ("train", "sft", "compare", "eval"):
         assert "package.module:Class" in help_of(command, capsys), command
     text = help_of("eval", capsys)
-    for option in ("--episodes", "--temperature", "--seed", "--max-turns"):
+    for option in ("--episodes", "--temperature", "--seed", "--max-turns", "--decode"):
         assert option in text and "default" in text.split(option, 2)[-1][:200], option
 
 

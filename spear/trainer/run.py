@@ -559,12 +559,14 @@ def evaluate_model(
     max_new_tokens: int | None = None,
     max_turns: int | None = None,
     seed: int = 0,
+    decode: str | None = None,
 ) -> EvalResult:
     """``spear eval``: success rate and score of a saved model on the eval split.
 
     Every model folder spear writes carries ``spear_run.yaml`` (:func:`run_settings`): its
     environment, options and rollout settings are the defaults here; arguments override
-    them. A folder without it plays with the environment profile's settings
+    them (``decode``: the rollout decoder, docs/ROLLOUT.md; it changes the speed, not the
+    tokens). A folder without it plays with the environment profile's settings
     (``presets/envs/<env>.yaml``), and one line on stderr says which.
     """
     check_model_dir(model_path)  # before anything else: a bad path is not a missing --env
@@ -604,6 +606,7 @@ def evaluate_model(
             show_admissible=rollout.get("show_admissible", True),
             prompt_style=rollout.get("prompt_style", "full"),
             seed=seed,
+            decode=decode or rollout.get("decode", "eager"),
         ),
         env_options={**options, "split": "eval"},
     )

@@ -70,6 +70,8 @@ def test_micro_run_writes_everything(base_model, tmp_path):
     # spear eval replays the training settings stored beside the final model
     result = evaluate_model(str(tmp_path / "final_model"), None, 2)
     assert result.episodes == 2 and 0.0 <= result.success_rate <= 1.0
+    # another decoder plays the same tokens, so the same episodes end the same way
+    assert evaluate_model(str(tmp_path / "final_model"), None, 2, decode="static") == result
 
 
 def test_buffer_fills_fires_and_sil_changes_parameters_only_when_it_fires(base_model, tmp_path):
