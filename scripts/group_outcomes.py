@@ -1,13 +1,20 @@
 """How much learning signal a policy's groups carry: the share of groups whose copies all win,
-all fail, or mix (only mixed groups give an outcome advantage), at given rollout temperatures.
+all fail, or mix (only mixed groups give an outcome advantage), at given rollout temperatures;
+and whether the tool-call bonus can act there (issue 36: "the tool bonus differs between
+copies of a task"): the share of groups whose copies' bonuses differ, among all groups and
+among the all-fail groups (where the bonus is the only reward that differs), and the mean
+count the bonus pays for (turns or tool calls, ``algorithm.tool_reward.count``) of won and
+lost episodes.
 
     .venv/bin/python scripts/group_outcomes.py [--model DIR] [--env household] [--groups 64] \\
         [--group-size 4] [--temperatures 0.7,1.0] [--threads 1] [overrides ...]
 
 Plays ``--groups`` training tasks (seeds 1000, 1001, ...) ``--group-size`` times each with
-the run settings of the ``spear`` preset plus ``overrides``; default model: the shipped
-starting policy of the environment. Where the environment reports ``info["task_type"]``
-(household, math, ALFWorld), the same shares are printed per task type.
+the run settings of the ``spear`` preset plus ``overrides``; default model: the starting
+policy a run of the environment starts from (``model.shipped``: the expert clone or the
+novice). The bonus is taken at full weight (lambda_tool = 1, a run's step 0). Where the
+environment reports ``info["task_type"]`` (household, math, ALFWorld), the same shares are
+printed per task type.
 """
 
 from __future__ import annotations
@@ -17,9 +24,10 @@ import argparse
 import numpy as np
 import torch
 
+from spear.algo.rewards import episode_tool_bonus
 from spear.envs import make
 from spear.models.embedded import load_model_and_tokenizer
-from spear.models.shipped import starting_policy_dir
+from spear.models.shipped import shipped_policy_dir
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.config import load_config
 from spear.trainer.loop import rollout_config
@@ -38,7 +46,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     config = load_config("spear", [f"env.name={args.env}", *args.overrides])
-    model, tokenizer = load_model_and_tokenizer(args.model or starting_policy_dir(args.env))
+    shipped, layout = config["model"]["shipped"], config["rollout"]["layout"]
+    start = args.model or shipped_policy_dir(args.env, shipped, layout)
+    model, tokenizer = load_model_and_tokenizer(start)
     seeds = list(range(1000, 1000 + args.groups))
     task_types = _task_types(args.env, config["env"]["options"], seeds)
     for temperature in (float(t) for t in args.temperatures.split(",")):
@@ -48,13 +58,14 @@ def main() -> None:
             rollout_config(config, group_size=args.group_size, temperature=temperature, seed=config["seed"]),
             env_options={**config["env"]["options"], "split": "train"},
         )
-        wins = []
-        for chunk, start in enumerate(range(0, len(seeds), 16)):
-            batch = engine.collect(args.env, seeds[start : start + 16], step=chunk)
-            wins.append(np.array([t.won for t in batch.trajectories]).reshape(-1, args.group_size))
+        trajectories = []
+        for chunk, first in enumerate(range(0, len(seeds), 16)):
+            trajectories += engine.collect(args.env, seeds[first : first + 16], step=chunk).trajectories
         engine.close()
-        won = np.concatenate(wins).sum(axis=1)
+        wins = np.array([t.won for t in trajectories]).reshape(-1, args.group_size)
+        won = wins.sum(axis=1)
         print(f"T={temperature}: {_shares(won, args.group_size)} ({args.groups} groups of {args.group_size})")
+        print(f"  tool bonus: {_bonus_spread(trajectories, wins, config['algorithm']['tool_reward'])}")
         for name in sorted(set(task_types) - {None}):
             of_type = won[np.array([t == name for t in task_types])]
             print(f"  {name}: {_shares(of_type, args.group_size)} ({len(of_type)} groups)")
@@ -74,6 +85,29 @@ def _shares(won: np.ndarray, group_size: int) -> str:
     return (
         f"success {won.mean() / group_size:.3f}; groups all-win {(won == group_size).mean():.2f}, "
         f"all-fail {(won == 0).mean():.2f}, mixed {((won > 0) & (won < group_size)).mean():.2f}"
+    )
+
+
+def _bonus_spread(trajectories: list, wins: np.ndarray, tool: dict) -> str:
+    """Whether the tool bonus at full weight differs between a group's copies ([groups,
+    copies] ``wins``), and what it pays for in won and lost episodes."""
+    counts = np.array([getattr(t, tool["count"]) for t in trajectories])
+    bonus = episode_tool_bonus(
+        counts,
+        wins.reshape(-1),
+        0,
+        on_success=tool["on_success"],
+        per_call=tool["per_call"],
+        cap=tool["cap"],
+    ).reshape(wins.shape)
+    differs = bonus.max(axis=1) > bonus.min(axis=1)
+    all_fail = ~wins.any(axis=1)
+    won, lost = counts[wins.reshape(-1)], counts[~wins.reshape(-1)]
+    return (
+        f"differs between copies in {differs.mean():.2f} of groups, "
+        f"{differs[all_fail].mean() if all_fail.any() else float('nan'):.2f} of all-fail groups; "
+        f"mean {tool['count']} {won.mean() if len(won) else float('nan'):.2f} won, "
+        f"{lost.mean() if len(lost) else float('nan'):.2f} lost"
     )
 
 

@@ -117,6 +117,7 @@ def test_ablation_presets_change_exactly_one_switch_of_spear():
         "spear-no-sil": ("sil", "enabled", None, False),
         "spear-decay-recal": ("sil", "buffer", "recalibration", "decay"),
         "spear-prioritized": ("sil", "buffer", "sampling", "prioritized"),
+        "spear-small-buffer": ("sil", "buffer", "capacity_ratio", 0.125),
     }
     for name, (section, key, sub, value) in changed.items():
         config = load_config(name)
