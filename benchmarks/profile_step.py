@@ -16,11 +16,12 @@ job) with preset ``spear`` and splits each step (after one warm-up step) into:
 - **rollout, other**: the engine's bookkeeping and the batch it builds;
 - **log-prob, update, replay**: the trainer's phases (forward + backward + optimizer).
 
-``--scaling`` times one step (after a warm-up) at several sizes of work: tasks per step 8,
-16, 32, 64 (group size 4), group size 2, 4, 8 (8 tasks), and turns per episode (the
-environment's turn cap) 1, 2, 4, 8 on household, and writes a plot of seconds against
-generated tokens with a line through the origin and the smallest case: cost that grows
-faster than linearly rises above it.
+``--scaling`` times ``--steps`` steps after a warm-up (their medians) at several sizes of
+work: tasks per step 8, 16, 32, 64 (group size 4), group size 2, 4, 8 (8 tasks), and turns
+per episode (the environment's turn cap) 1, 2, 4, 8 on household, and writes a plot of
+seconds against generated tokens with a line through the origin and the smallest case:
+cost that grows faster than linearly rises above it. The update's work is the rows that
+pass the group filter, which the JSON beside the plot also holds.
 """
 
 from __future__ import annotations
@@ -175,32 +176,43 @@ def profile(args: argparse.Namespace) -> None:
     )
 
 
-SCALING = {
-    "tasks per step": [[f"rollout.tasks_per_step={n}", "rollout.group_size=4"] for n in (8, 16, 32, 64)],
-    "group size": [["rollout.tasks_per_step=8", f"rollout.group_size={g}"] for g in (2, 4, 8)],
-    "turns per episode": [
-        ["rollout.tasks_per_step=8", "rollout.group_size=4", f"env.options.max_turns={t}"]
-        for t in (1, 2, 4, 8)
-    ],
+# axis -> (the key varied, its values, the settings held fixed)
+SCALING: dict[str, tuple[str, tuple[int, ...], list[str]]] = {
+    "tasks per step": ("rollout.tasks_per_step", (8, 16, 32, 64), ["rollout.group_size=4"]),
+    "group size": ("rollout.group_size", (2, 4, 8), ["rollout.tasks_per_step=8"]),
+    "turns per episode": (
+        "env.options.max_turns",
+        (1, 2, 4, 8),
+        ["rollout.tasks_per_step=8", "rollout.group_size=4"],
+    ),
 }
+SCALED = (
+    "rollout/generated_tokens",
+    "rollout/rows",
+    "rollout/rows_after_group_filter",
+    "time/step",
+    "time/rollout",
+    "time/update",
+)
 
 
 def scaling(args: argparse.Namespace) -> None:
     results = []
-    for axis, cases in SCALING.items():
+    for axis, (key, values, fixed) in SCALING.items():
         env = "household" if axis == "turns per episode" else args.env
-        for overrides in cases:
+        for value in values:
+            overrides = [*fixed, f"{key}={value}", *args.overrides]
             with tempfile.TemporaryDirectory() as tmp:
-                trainer = make_trainer(env, 2, [*overrides, *args.overrides], Path(tmp))
-                trainer.train_step(1)
-                metrics = trainer.train_step(2)
+                trainer = make_trainer(env, 1 + args.steps, overrides, Path(tmp))
+                trainer.train_step(1)  # warm-up
+                steps = [trainer.train_step(step) for step in range(2, 2 + args.steps)]
             row = {
                 "axis": axis,
                 "env": env,
+                "value": value,
                 "overrides": overrides,
-                "tokens": metrics["rollout/generated_tokens"],
-                "rows": metrics["rollout/rows"],
-                **{k: metrics[k] for k in ("time/step", "time/rollout", "time/update", "time/log_prob")},
+                "steps": len(steps),
+                **{k: statistics.median(m[k] for m in steps) for k in SCALED},
             }
             results.append(row)
             print(json.dumps(row), flush=True)
@@ -214,13 +226,13 @@ def scaling(args: argparse.Namespace) -> None:
     fig, axes = plt.subplots(1, len(SCALING), figsize=(4.2 * len(SCALING), 3.6))
     for ax, axis in zip(axes, SCALING, strict=True):
         points = [r for r in results if r["axis"] == axis]
-        xs = [r["tokens"] for r in points]
+        xs = [r["rollout/generated_tokens"] for r in points]
         for key, label in (("time/step", "step"), ("time/rollout", "rollout"), ("time/update", "update")):
             ys = [r[key] for r in points]
             ax.plot(xs, ys, "o-", label=label)
             ax.plot([0, max(xs)], [0, ys[0] / xs[0] * max(xs)], ":", color="grey", linewidth=0.8)
         for r in points:
-            ax.annotate(r["overrides"][-1].split("=")[-1], (r["tokens"], r["time/step"]), fontsize=8)
+            ax.annotate(str(r["value"]), (r["rollout/generated_tokens"], r["time/step"]), fontsize=8)
         ax.set_title(f"{axis} ({points[0]['env']})", fontsize=10)
         ax.set_xlabel("generated tokens per step")
         ax.set_ylabel("seconds")
