@@ -31,9 +31,10 @@ from spear.experiments.evidence import (
     gains_table,
     pooled_episodes_table,
     run_diagnostics,
+    sample_efficiency_table,
     start_gains_table,
 )
-from spear.experiments.report import OVERLAYS, aggregate, results_markdown, run_summaries
+from spear.experiments.report import OVERLAYS, aggregate, metric_series, results_markdown, run_summaries
 from spear.experiments.sweep import PLOTS, finished_runs, read_metrics, read_sweep
 from spear.trainer.evaluate import load_outcomes
 
@@ -79,9 +80,12 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
     )
     diagnostics: dict[str, list] = {}
     outcomes: dict[tuple[str, int], dict] = {}
+    curves: dict[tuple[str, int], list] = {}
     for preset, seed, run_dir in finished_runs(spec, sweep_dir):
-        diagnostics.setdefault(preset, []).append(run_diagnostics(read_metrics(run_dir)))
+        records = read_metrics(run_dir)
+        diagnostics.setdefault(preset, []).append(run_diagnostics(records))
         outcomes[(preset, seed)] = load_outcomes(run_dir)
+        curves[(preset, seed)] = metric_series(records, "rollout/success_rate")
     section = "\n".join(
         [
             table.rstrip("\n"),
@@ -97,6 +101,10 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
             f"### {sweep_dir.name}: final eval success, paired by episode and pooled over seeds",
             "",
             pooled_episodes_table(outcomes, spec.presets),
+            "",
+            f"### {sweep_dir.name}: sample efficiency, steps to a rollout success both methods reach",
+            "",
+            sample_efficiency_table(curves, spec.presets),
             "",
             f"### {sweep_dir.name}: mechanism diagnostics (mean over seeds)",
             "",

@@ -252,3 +252,57 @@ def pooled_episodes_table(outcomes: dict[tuple[str, int], dict[str, Any]], prese
             [(outcomes[(base, s)].get("after"), outcomes[(method, s)].get("after")) for s in seeds],
         )
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- sample efficiency
+REACH_WINDOW = 5  # steps in the trailing mean of rollout success (5 x 32 episodes on the CPU defaults)
+
+
+def smoothed(series: Sequence[tuple[int, float]], window: int = REACH_WINDOW) -> list[tuple[int, float]]:
+    """(step, mean of the last ``window`` values) of a (step, value) series ordered by step, from
+    the ``window``-th value on: per-step rollout success is too noisy (32 episodes) to read alone."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    values = [v for _, v in series]
+    ends = range(window - 1, len(series))
+    return [(series[i][0], statistics.fmean(values[i + 1 - window : i + 1])) for i in ends]
+
+
+def sample_efficiency_table(
+    curves: dict[tuple[str, int], list[tuple[int, float]]],
+    presets: Sequence[str],
+    window: int = REACH_WINDOW,
+) -> str:
+    """Markdown: for each (method, base) pair of :func:`pairs_for`, the highest level of
+    ``window``-step mean rollout success that every run of both presets reaches (so that
+    every run has a step to report), each preset's first step at that level (mean over
+    seeds, and per seed), and method - base paired by seed (negative: the method gets there
+    sooner). ``curves`` maps (preset, seed) to the run's (step, rollout success) series. The
+    start level (the first mean, steps 1..window) is shown beside it: a level near the start
+    says that one of the runs never rose much above it."""
+    lines = [
+        f"| method | base | seeds | level both reach ({window}-step mean, %) | start level (%) "
+        "| steps to reach it, method (per seed) | base (per seed) | method - base (steps, mean ± std) |",
+        "|" + "---|" * 8,
+    ]
+    for method, base in pairs_for(presets):
+        seeds = sorted(s for p, s in curves if p == method and (base, s) in curves)
+        runs = {(p, s): smoothed(curves[(p, s)], window) for s in seeds for p in (method, base)}
+        if not seeds or not all(runs.values()):
+            continue
+        level = min(max(v for _, v in run) for run in runs.values())
+        start = statistics.fmean(run[0][1] for run in runs.values())
+        # every run reaches the level: it is at most each run's maximum
+        reach = {
+            p: [next(step for step, v in runs[(p, s)] if v >= level) for s in seeds] for p in (method, base)
+        }
+        diffs = [a - b for a, b in zip(reach[method], reach[base], strict=True)]
+        spread = f" ± {statistics.stdev(diffs):.1f}" if len(diffs) > 1 else ""
+        method_cell, base_cell = (
+            f"{statistics.fmean(reach[p]):.1f} ({', '.join(map(str, reach[p]))})" for p in (method, base)
+        )
+        lines.append(
+            f"| {method} | {base} | {len(seeds)} | {100 * level:.1f} | {100 * start:.1f} | {method_cell} "
+            f"| {base_cell} | {statistics.fmean(diffs):+.1f}{spread} |"
+        )
+    return "\n".join(lines)

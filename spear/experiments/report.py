@@ -63,7 +63,7 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _series(records: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+def metric_series(records: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
     """(step, value) of the RL steps (step >= 1) that logged ``key``, by step."""
     points = {r["step"]: r[key] for r in records if r["step"] >= 1 and r.get(key) is not None}
     return sorted(points.items())
@@ -106,21 +106,21 @@ def summarise_run(records: list[dict[str, Any]], outcomes: dict[str, Any] | None
     written before per-episode outcomes were kept).
     """
     paired = run_paired_gain(outcomes or {})
-    success = [v for _, v in _series(records, "rollout/success_rate")]
+    success = [v for _, v in metric_series(records, "rollout/success_rate")]
     before = [r["eval/success_rate"] for r in records if r["step"] == 0 and "eval/success_rate" in r]
     finals = [r["eval/final_success_rate"] for r in records if r.get("eval/final_success_rate") is not None]
-    start, middle, end = _windows([v for _, v in _series(records, "actor/entropy")])
+    start, middle, end = _windows([v for _, v in metric_series(records, "actor/entropy")])
     return {
         "steps": len(success),
         "eval_before": before[-1] if before else None,
         "final_success": finals[-1] if finals else None,
         "success_auc": _mean(success),
         "eval_auc": _normalised_area(_eval_curve(records)),
-        "tool_calls": _mean([v for _, v in _series(records, "rollout/tool_calls")]),
+        "tool_calls": _mean([v for _, v in metric_series(records, "rollout/tool_calls")]),
         "entropy_start": start,
         "entropy_middle": middle,
         "entropy_end": end,
-        "time_per_step": _mean([v for _, v in _series(records, "time/step")]),
+        "time_per_step": _mean([v for _, v in metric_series(records, "time/step")]),
         "paired_gain": paired.gain if paired else None,
         "paired_gain_low": paired.ci[0] if paired else None,
         "paired_gain_high": paired.ci[1] if paired else None,
@@ -197,7 +197,7 @@ def curves(
     """Steps, mean, min and max over runs of ``key`` (each step over the runs that logged it)."""
     by_step: dict[int, list[float]] = {}
     for records in runs:
-        for step, value in _series(records, key):
+        for step, value in metric_series(records, key):
             by_step.setdefault(step, []).append(value)
     steps = sorted(by_step)
     return (

@@ -10,6 +10,8 @@ from spear.experiments.evidence import (
     pooled_gain,
     ratio_of_means,
     run_diagnostics,
+    sample_efficiency_table,
+    smoothed,
     start_gains_table,
 )
 
@@ -143,3 +145,36 @@ def test_pooled_episodes_table_compares_with_the_start_and_between_presets():
     assert rows[5].endswith("| 1 | 1 | 1 |")
     assert rows[6] == "| spear - grpo | 0 | 0 | n/a | n/a | n/a | n/a |"
     assert len(rows) == 7
+
+
+def test_smoothed_is_a_trailing_mean_from_the_window_th_step():
+    series = [(1, 0.0), (2, 0.3), (3, 0.6), (4, 0.3)]
+    steps, means = zip(*smoothed(series, 2), strict=True)
+    assert steps == (2, 3, 4) and means == pytest.approx((0.15, 0.45, 0.45))
+    assert smoothed(series, 5) == []
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        smoothed(series, 0)
+
+
+def test_sample_efficiency_finds_the_level_every_run_reaches_and_pairs_by_seed():
+    def curve(*values):
+        return list(enumerate(values, start=1))
+
+    curves = {
+        # 2-step means: spear seed 0 0.1, 0.3, 0.5, 0.6; drbot seed 0 0.1, 0.2, 0.3, 0.4
+        ("spear", 0): curve(0.0, 0.2, 0.4, 0.6, 0.6),
+        ("drbot", 0): curve(0.0, 0.2, 0.2, 0.4, 0.4),
+        # spear seed 1 0.2, 0.4, 0.5, 0.5; drbot seed 1 0.0, 0.4, 0.5, 0.45
+        ("spear", 1): curve(0.2, 0.2, 0.6, 0.4, 0.6),
+        ("drbot", 1): curve(0.0, 0.0, 0.8, 0.2, 0.7),
+        ("spear", 2): curve(0.9, 0.9, 0.9, 0.9, 0.9),  # no drbot seed 2: not paired
+    }
+    table = sample_efficiency_table(curves, ["drbot", "spear"], window=2)
+    # the highest 2-step mean all four runs reach: min(0.6, 0.4, 0.5, 0.5) = 0.4
+    # first step at >= 0.4: spear 4 (seed 0: 0.5 at step 4), 3 (seed 1: 0.4 at step 3);
+    # drbot 5 (seed 0), 3 (seed 1) -> differences -1, 0: mean -0.5, std 0.7071
+    # start level: mean of the first 2-step means (0.1 + 0.1 + 0.2 + 0.0) / 4 = 0.1
+    assert table.splitlines()[2] == (
+        "| spear | drbot | 2 | 40.0 | 10.0 | 3.5 (4, 3) | 4.0 (5, 3) | -0.5 ± 0.7 |"
+    )
+    assert len(table.splitlines()) == 3  # one pair only
