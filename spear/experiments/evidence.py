@@ -92,7 +92,8 @@ def ratio_of_means(summaries: Sequence[dict[str, Any]], method: str, base: str, 
 
 def run_diagnostics(records: list[dict[str, Any]]) -> dict[str, float | None]:
     """Per-run mechanism statistics from ``metrics.jsonl`` lines: how often the SIL buffer fired,
-    how large its batches were, how much the updates moved the policy, invalid actions early/late."""
+    how large its batches were, how much the updates moved the policy, and invalid actions,
+    turns and tool calls per episode in the first and last 10% of steps."""
     steps = [r for r in records if "rollout/success_rate" in r]
 
     def mean(key: str, rows: list[dict[str, Any]] = steps) -> float | None:
@@ -109,6 +110,12 @@ def run_diagnostics(records: list[dict[str, Any]]) -> dict[str, float | None]:
         "approx_kl": mean("actor/approx_kl"),
         "invalid_start": mean("rollout/invalid_action_rate", steps[:k]),
         "invalid_end": mean("rollout/invalid_action_rate", steps[-k:]),
+        # what the tool bonus pays for (spec 3.1): turns (agents) and tool calls (math),
+        # early (when lambda_tool is near 1) against late; the paper has them rise early
+        "turns_start": mean("rollout/turns", steps[:k]),
+        "turns_end": mean("rollout/turns", steps[-k:]),
+        "tool_calls_start": mean("rollout/tool_calls", steps[:k]),
+        "tool_calls_end": mean("rollout/tool_calls", steps[-k:]),
     }
 
 
@@ -120,6 +127,10 @@ DIAGNOSTICS = (
     ("approx_kl", "approx. KL per update", 1.0, 5),
     ("invalid_start", "invalid actions, first 10% (%)", 100.0, 1),
     ("invalid_end", "invalid actions, last 10% (%)", 100.0, 1),
+    ("turns_start", "turns / episode, first 10%", 1.0, 2),
+    ("turns_end", "turns / episode, last 10%", 1.0, 2),
+    ("tool_calls_start", "tool calls / episode, first 10%", 1.0, 2),
+    ("tool_calls_end", "tool calls / episode, last 10%", 1.0, 2),
 )
 
 

@@ -80,6 +80,7 @@ def test_run_diagnostics():
             "sil/fired": float(t % 5 == 0),
             "sil/replay_rows": 32.0 if t % 5 == 0 else 0.0,
             "actor/ppo_clipfrac": 0.01,
+            "rollout/turns": float(t),
         }
         for t in range(1, 21)
     ]
@@ -90,6 +91,8 @@ def test_run_diagnostics():
     assert d["invalid_end"] == pytest.approx((1.9 + 2.0) / 2)
     assert d["ppo_clipfrac"] == pytest.approx(0.01)
     assert d["cov_clipfrac"] is None
+    assert (d["turns_start"], d["turns_end"]) == (1.5, 19.5)
+    assert d["tool_calls_start"] is None
 
 
 def test_start_gains_table_counts_runs_that_moved_by_mcnemar():
