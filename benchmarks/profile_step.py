@@ -212,7 +212,7 @@ def scaling(args: argparse.Namespace) -> None:
                 "value": value,
                 "overrides": overrides,
                 "steps": len(steps),
-                **{k: statistics.median(m[k] for m in steps) for k in SCALED},
+                **{k: statistics.median(m.get(k, 0.0) for m in steps) for k in SCALED},
             }
             results.append(row)
             print(json.dumps(row), flush=True)

@@ -10,9 +10,10 @@ lost episodes.
         [--group-size 4] [--temperatures 0.7,1.0] [--threads 1] [overrides ...]
 
 Plays ``--groups`` training tasks (seeds 1000, 1001, ...) ``--group-size`` times each with
-the run settings of the ``spear`` preset plus ``overrides``; default model: the starting
-policy a run of the environment starts from (``model.shipped``: the expert clone or the
-novice). The bonus is taken at full weight (lambda_tool = 1, a run's step 0). Where the
+the run settings of the ``spear`` preset plus ``overrides``; default model: ``model.path``
+when given, else the shipped policy a run of the environment starts from
+(``model.shipped``: the expert clone or the novice). The bonus is a run's at step 0 (full
+weight, lambda_tool = 1, unless ``algorithm.tool_reward.schedule=none``). Where the
 environment reports ``info["task_type"]`` (household, math, ALFWorld), the same shares are
 printed per task type.
 """
@@ -28,6 +29,7 @@ from spear.algo.rewards import episode_tool_bonus
 from spear.envs import make
 from spear.models.embedded import load_model_and_tokenizer
 from spear.models.shipped import shipped_policy_dir
+from spear.rollout.batch import TrajectoryRecord
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.config import load_config
 from spear.trainer.loop import rollout_config
@@ -47,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = load_config("spear", [f"env.name={args.env}", *args.overrides])
     shipped, layout = config["model"]["shipped"], config["rollout"]["layout"]
-    start = args.model or shipped_policy_dir(args.env, shipped, layout)
+    start = args.model or config["model"]["path"] or shipped_policy_dir(args.env, shipped, layout)
     model, tokenizer = load_model_and_tokenizer(start)
     seeds = list(range(1000, 1000 + args.groups))
     task_types = _task_types(args.env, config["env"]["options"], seeds)
@@ -88,15 +90,17 @@ def _shares(won: np.ndarray, group_size: int) -> str:
     )
 
 
-def _bonus_spread(trajectories: list, wins: np.ndarray, tool: dict) -> str:
-    """Whether the tool bonus at full weight differs between a group's copies ([groups,
-    copies] ``wins``), and what it pays for in won and lost episodes."""
+def _bonus_spread(trajectories: list[TrajectoryRecord], wins: np.ndarray, tool: dict) -> str:
+    """Whether the tool bonus of a run's step 0 (spec 3.1: min(cap, per_call n) lambda_tool(0),
+    lambda_tool(0) = 1 under every schedule but ``none``) differs between a group's copies
+    ([groups, copies] ``wins``), and what it pays for in won and lost episodes."""
     counts = np.array([getattr(t, tool["count"]) for t in trajectories])
     bonus = episode_tool_bonus(
         counts,
         wins.reshape(-1),
         0,
         on_success=tool["on_success"],
+        schedule=tool["schedule"],
         per_call=tool["per_call"],
         cap=tool["cap"],
     ).reshape(wins.shape)

@@ -250,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--decode",
         choices=DECODERS,
-        help="rollout decoder (default: as in training); the same tokens, at another speed (docs/ROLLOUT.md)",
+        help="rollout decoder (default: as in training): the same tokens at another speed; compiled "
+        "compiles first and pays on GPUs (docs/ROLLOUT.md)",
     )
     _add_threads(ev)
     ev.set_defaults(func=cmd_eval)

@@ -92,3 +92,26 @@ def test_eval_without_run_settings_says_which_it_plays_with(tmp_path, capsys):
     assert "'max_turns': 20" in err  # the profile's turn cap, not the environment's 50
     assert main(["eval", "--model", str(SHIPPED), "--episodes", "2"]) == 0
     assert "spear_run.yaml" not in capsys.readouterr().err
+
+
+def test_eval_decodes_as_the_model_was_trained_unless_told(tmp_path, monkeypatch):
+    import yaml
+
+    import spear.trainer.run as run_module
+
+    model = tmp_path / "model"
+    shutil.copytree(SHIPPED, model)
+    settings = yaml.safe_load((model / "spear_run.yaml").read_text())
+    settings["rollout"]["decode"] = "static"
+    (model / "spear_run.yaml").write_text(yaml.safe_dump(settings))
+    decoders = []
+    engine = run_module.RolloutEngine
+
+    def recording_engine(model, tokenizer, config, **kwargs):
+        decoders.append(config.decode)
+        return engine(model, tokenizer, config, **kwargs)
+
+    monkeypatch.setattr(run_module, "RolloutEngine", recording_engine)
+    assert main(["eval", "--model", str(model), "--episodes", "1"]) == 0
+    assert main(["eval", "--model", str(model), "--episodes", "1", "--decode", "eager"]) == 0
+    assert decoders == ["static", "eager"]

@@ -170,7 +170,9 @@ def test_sample_efficiency_finds_the_level_every_run_reaches_and_pairs_by_seed()
         # spear seed 1 0.2, 0.4, 0.5, 0.5; drbot seed 1 0.0, 0.4, 0.5, 0.45
         ("spear", 1): curve(0.2, 0.2, 0.6, 0.4, 0.6),
         ("drbot", 1): curve(0.0, 0.0, 0.8, 0.2, 0.7),
-        ("spear", 2): curve(0.9, 0.9, 0.9, 0.9, 0.9),  # no drbot seed 2: not paired
+        ("spear", 2): curve(0.9, 0.9, 0.9, 0.9, 0.9),
+        ("drbot", 2): curve(0.9),  # shorter than the window: seed 2 is left out, not the pair
+        ("spear", 3): curve(0.9, 0.9),  # no drbot seed 3: not paired
     }
     table = sample_efficiency_table(curves, ["drbot", "spear"], window=2)
     # the highest 2-step mean all four runs reach: min(0.6, 0.4, 0.5, 0.5) = 0.4
@@ -181,3 +183,17 @@ def test_sample_efficiency_finds_the_level_every_run_reaches_and_pairs_by_seed()
         "| spear | drbot | 2 | 40.0 | 10.0 | 3.5 (4, 3) | 4.0 (5, 3) | -0.5 ± 0.7 |"
     )
     assert len(table.splitlines()) == 3  # one pair only
+
+
+def test_sample_efficiency_tolerates_last_bit_differences_and_says_when_nothing_pairs():
+    def curve(*values):
+        return list(enumerate(values, start=1))
+
+    # 3-step means of k / 30 rates: at step 3 both are 0.1 on paper, but the mean of
+    # (0, 0, 9/30) is one bit below the mean of (3/30, 3/30, 3/30), which sets the level
+    a = curve(0.0, 0.0, 9 / 30, 0.5)
+    b = curve(3 / 30, 3 / 30, 3 / 30)
+    table = sample_efficiency_table({("spear", 0): a, ("drbot", 0): b}, ["drbot", "spear"], window=3)
+    assert table.splitlines()[2] == "| spear | drbot | 1 | 10.0 | 10.0 | 3.0 (3) | 3.0 (3) | +0.0 |"
+    empty = sample_efficiency_table({("spear", 0): a}, ["drbot", "spear"], window=3)
+    assert "no pair of presets ran the same seed" in empty
