@@ -603,3 +603,27 @@ def test_first_seed_shifts_the_seeds_and_is_checked():
     for bad in (-1, True, 1.5):
         with pytest.raises(ConfigError, match="--first-seed must be a seed >= 0"):
             sweep_spec(("grpo",), 2, 1, env="parity", overrides=MICRO, first_seed=bad)
+
+
+def test_cross_sweep_pairs_presets_that_ran_in_separate_sweeps_of_one_setting(sweep, tmp_path, capsys):
+    out, _, _ = sweep
+    cross_sweep = load_script("cross_sweep")
+    parts = {}
+    for preset in ("grpo", "spear"):  # the sweep split in two, one preset each
+        part = tmp_path / preset
+        shutil.copytree(out, part)
+        record = json.loads((part / "sweep.json").read_text())
+        record["spec"]["presets"] = [preset]
+        (part / "sweep.json").write_text(json.dumps(record))
+        parts[preset] = part
+    assert cross_sweep.main([str(parts["grpo"]), str(parts["spear"])]) == 0
+    text = capsys.readouterr().out
+    assert "| spear | grpo | 2 |" in text  # gains, paired by seed across the two sweeps
+    assert "| spear - grpo | 2 |" in text  # final evaluations pooled by episode
+    with pytest.raises(SystemExit, match="preset spear ran in both"):
+        cross_sweep.main([str(parts["spear"]), str(out)])
+    record = json.loads((parts["spear"] / "sweep.json").read_text())
+    record["spec"]["steps"] += 1
+    (parts["spear"] / "sweep.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match="differs from .* in steps"):
+        cross_sweep.main([str(parts["grpo"]), str(parts["spear"])])

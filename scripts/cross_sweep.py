@@ -1,0 +1,80 @@
+"""Compare presets that ran in separate sweeps of one setting, as if they had run in one.
+
+    .venv/bin/python scripts/cross_sweep.py /work/sweeps/household-novice-90 \\
+        /work/sweeps/household-novice-90-no-sil [--presets spear,spear-no-sil]
+
+An arm added after a sweep started (issue 36: spear-no-sil beside the headline's spear, the
+small-buffer variant beside ``sokoban-novice``'s spear) runs as its own sweep with the same
+environment, steps, overrides and start. This pools the finished runs of the sweeps given
+and prints the tables ``scripts/build_results.py`` writes for one sweep
+(:mod:`spear.experiments.evidence`): gains paired by seed, final evaluations paired by
+episode and pooled over seeds, and steps to a rollout success both presets reach. Runs with
+the same seed start from the same weights and play the same task seeds, in any sweep of
+the same setting, so the pairing holds across sweeps; the script refuses sweeps whose
+setting differs, naming what differs. A preset that ran in two of the sweeps is an error
+(which runs would count is ambiguous).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spear.experiments.evidence import gains_table, pooled_episodes_table, sample_efficiency_table
+from spear.experiments.report import metric_series, run_summaries
+from spear.experiments.sweep import finished_runs, read_metrics, read_sweep
+from spear.trainer.evaluate import load_outcomes
+
+SETTING = ("env", "steps", "overrides", "model", "init")  # what a sweep's runs share
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sweeps", nargs="+", type=Path, help="sweep directories of one setting")
+    parser.add_argument("--presets", help="comma-separated, in table order (default: every preset, by sweep)")
+    args = parser.parse_args(argv)
+
+    summaries: list[dict] = []
+    outcomes: dict[tuple[str, int], dict] = {}
+    curves: dict[tuple[str, int], list] = {}
+    first, first_record = read_sweep(args.sweeps[0])
+    owner: dict[str, Path] = {}
+    for sweep in args.sweeps:
+        spec, record = read_sweep(sweep)
+        for key in SETTING:
+            if getattr(spec, key) != getattr(first, key):
+                raise SystemExit(
+                    f"{sweep} differs from {args.sweeps[0]} in {key}: "
+                    f"{getattr(spec, key)!r} / {getattr(first, key)!r}"
+                )
+        if record.get("start_policy", {}).get("sha256") != first_record.get("start_policy", {}).get("sha256"):
+            raise SystemExit(f"{sweep} starts from other weights than {args.sweeps[0]} (start_policy sha256)")
+        for preset in spec.presets:
+            if preset in owner:
+                raise SystemExit(f"preset {preset} ran in both {owner[preset]} and {sweep}")
+            owner[preset] = sweep
+        summaries += run_summaries(spec, sweep)
+        for preset, seed, run_dir in finished_runs(spec, sweep):
+            outcomes[(preset, seed)] = load_outcomes(run_dir)
+            curves[(preset, seed)] = metric_series(read_metrics(run_dir), "rollout/success_rate")
+    presets = args.presets.split(",") if args.presets else list(owner)
+    unknown = [p for p in presets if p not in owner]
+    if unknown:
+        raise SystemExit(f"--presets names {', '.join(unknown)}, which none of the sweeps ran")
+    summaries = [s for s in summaries if s["preset"] in presets]
+    print(f"{first.env}, {first.steps} steps, overrides {list(first.overrides) or 'none'}; sweeps:")
+    for sweep in args.sweeps:
+        print(f"- {sweep}")
+    print("\n### Gains over the base method, paired by seed (mean ± std of differences)\n")
+    print(gains_table(summaries, presets, first.env))
+    print("\n### Final eval success, paired by episode and pooled over seeds\n")
+    print(pooled_episodes_table({k: v for k, v in outcomes.items() if k[0] in presets}, presets))
+    print("\n### Sample efficiency: steps to a rollout success both presets reach\n")
+    print(sample_efficiency_table({k: v for k, v in curves.items() if k[0] in presets}, presets))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
