@@ -625,5 +625,5 @@ def test_cross_sweep_pairs_presets_that_ran_in_separate_sweeps_of_one_setting(sw
     record = json.loads((parts["spear"] / "sweep.json").read_text())
     record["spec"]["steps"] += 1
     (parts["spear"] / "sweep.json").write_text(json.dumps(record))
-    with pytest.raises(SystemExit, match="differs from .* in steps"):
+    with pytest.raises(SystemExit, match=r"differs from .* in steps"):
         cross_sweep.main([str(parts["grpo"]), str(parts["spear"])])
