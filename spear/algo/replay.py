@@ -30,6 +30,12 @@ Switches (official code vs paper vs alternatives, docs/DESIGN.md):
   the window is ``min(tolerate_steps, max_tolerate_steps)`` (official cap 10).
 * ``store_threshold``: rows enter the buffer iff advantage > threshold (official code 0;
   the README documents 1, spec 8.1).
+* ``std_over``: with ``normalize_by_std`` (GRPO / GiGPO + SPEAR, spec 8.14), the p-th
+  percentile of group reward stds is taken over ``"all"`` groups (official) or over the
+  ``"mixed"`` ones, whose rewards differ. Where more than half of the groups are uniform
+  (all fail or all win alike) the official s_p is 0 and every replayed advantage is
+  (R - b) / 1e-6, about 1e6-1e7 (docs/DESIGN.md, "Replay advantages when most groups are
+  uniform").
 * ``capacity``: a fixed N_D (official scripts: 2048, or 32 in the small math script), or
   ``None`` to size it from the first batch added: :func:`capacity_for_rows` with
   ``capacity_ratio`` (docs/DESIGN.md, "SIL buffer capacity").
@@ -51,6 +57,7 @@ RECALIBRATIONS = ("percentile", "decay")
 KEEP_RULES = (">=", ">")
 TRIGGERS = ("capacity", "min_samples")
 STALE_REFERENCES = ("newest", "current")
+STD_OVER = ("all", "mixed")
 SAMPLINGS = ("uniform", "prioritized")
 
 
@@ -91,6 +98,8 @@ class ReplayConfig:
         percentile: the baseline percentile (50 = median).
         decay: advantage factor in ``recalibration="decay"`` mode.
         normalize_by_std: recalibrate as (R - b) / (s + eps), for GRPO with std-norm (spec 8.14).
+        std_over: the groups whose stds the percentile s is taken over: "all" (official) or
+            "mixed" (those whose std is > 0).
         baseline_ddof: 0 = population std of group rewards (agent), 1 = unbiased (math).
         max_rows: hard bound on stored rows (default 8 x capacity).
     """
@@ -106,6 +115,7 @@ class ReplayConfig:
     percentile: float = 50.0
     decay: float = 0.1
     normalize_by_std: bool = False
+    std_over: str = "all"
     keep_rule: str = ">="
     trigger: str = "capacity"
     trigger_factor: float = 1.5
@@ -124,6 +134,7 @@ class ReplayConfig:
         check_choice("trigger", self.trigger, TRIGGERS)
         check_choice("sampling", self.sampling, SAMPLINGS)
         check_choice("stale_reference", self.stale_reference, STALE_REFERENCES)
+        check_choice("std_over", self.std_over, STD_OVER)
         for name in ("capacity", "baseline_capacity", "min_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -237,13 +248,17 @@ class ReplayBuffer:
         return sum(len(m) for _, m in self.baseline_means)
 
     def baseline(self) -> tuple[float, float] | None:
-        """(b_p, s_p): the configured percentile of stored group means and stds (spec 3.3)."""
+        """(b_p, s_p): the configured percentile of stored group means and stds (spec 3.3); the
+        stds of every group (official) or of the groups whose rewards differ (``std_over``;
+        s_p = 0 when there is none)."""
         if not self.baseline_means:
             return None
         means = np.concatenate([m for _, m in self.baseline_means])
         stds = np.concatenate([s for _, s in self.baseline_stds])
+        if self.config.std_over == "mixed":
+            stds = stds[stds > 0]
         q = self.config.percentile
-        return float(np.percentile(means, q)), float(np.percentile(stds, q))
+        return float(np.percentile(means, q)), float(np.percentile(stds, q)) if len(stds) else 0.0
 
     def prune_stale(self, current_step: int) -> None:
         """Drop entries more than min(tolerate_steps, max_tolerate_steps) steps older than the reference:

@@ -376,6 +376,7 @@ class Trainer:
         if replay is not None:
             metrics.update({f"sil/{k}": v for k, v in _over_epochs(replayed).items()})
             metrics["sil/baseline"] = replay.baseline[0] if replay.baseline is not None else None
+            metrics["sil/baseline_std"] = replay.baseline[1] if replay.baseline is not None else None
 
         if self.config["sil"]["enabled"]:
             metrics["sil/stored_rows"] = float(self.store(step_batch, step))

@@ -104,6 +104,35 @@ def test_keep_rules_and_std_normalisation():
     assert adv.tolist() == pytest.approx([4.0 / (1.0 + 1e-6)])
 
 
+def test_std_over_mixed_groups_keeps_the_normalised_advantage_finite_when_most_groups_are_uniform():
+    def make(**kw):
+        buf = ReplayBuffer(capacity=8, normalize_by_std=True, **kw)
+        # five groups: three uniform (all fail alike: std 0), two mixed with stds 2 and 4
+        _add(
+            buf,
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0, 8.0],
+            [0.0] * 10,
+            step=1,
+            groups=[0, 0, 1, 1, 2, 2, 3, 3, 4, 4],
+        )
+        return buf
+
+    official = make()
+    # means (0, 0, 0, 2, 4) -> b = 0; stds (0, 0, 0, 2, 4) -> s = 0 over all groups
+    assert official.baseline() == (0.0, 0.0)
+    adv, _, _ = official.recalibrate(np.array([8.0]), np.ones(1))
+    assert adv.tolist() == pytest.approx([8.0 / 1e-6])  # 8e6: the official blow-up
+    mixed = make(std_over="mixed")
+    assert mixed.baseline() == (0.0, 3.0)  # the median of the mixed groups' stds (2, 4)
+    adv, _, _ = mixed.recalibrate(np.array([8.0]), np.ones(1))
+    assert adv.tolist() == pytest.approx([8.0 / (3.0 + 1e-6)])
+    only_uniform = ReplayBuffer(capacity=8, std_over="mixed")
+    _add(only_uniform, [1.0, 1.0], [0.0, 0.0], step=1)
+    assert only_uniform.baseline() == (1.0, 0.0)
+    with pytest.raises(ValueError, match="std_over"):
+        ReplayConfig(std_over="some")
+
+
 def test_capacity_trigger_is_strictly_more_than_one_and_a_half_capacity():
     buf = ReplayBuffer(capacity=2)  # fires at > 3 rows above the baseline
     _add(buf, [0.0, 0.0], [0.0, 0.0], step=1)  # baseline group mean 0

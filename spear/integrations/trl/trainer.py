@@ -408,6 +408,7 @@ class SpearGRPOTrainer(GRPOTrainer):
                 "sil/qualifying_rows": float(self.buffer.num_qualifying()),
                 "sil/capacity": float(self.buffer.config.capacity),
                 "sil/baseline": baseline[0] if baseline is not None else None,
+                "sil/baseline_std": baseline[1] if baseline is not None else None,
             }
         )
 
