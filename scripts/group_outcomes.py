@@ -25,14 +25,13 @@ import argparse
 import numpy as np
 import torch
 
-from spear.algo.rewards import episode_tool_bonus
 from spear.envs import make
 from spear.models.embedded import load_model_and_tokenizer
 from spear.models.shipped import shipped_policy_dir
-from spear.rollout.batch import TrajectoryRecord
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.config import load_config
 from spear.trainer.loop import rollout_config
+from spear.trainer.method import Method
 
 
 def main() -> None:
@@ -52,7 +51,8 @@ def main() -> None:
     start = args.model or config["model"]["path"] or shipped_policy_dir(args.env, shipped, layout)
     model, tokenizer = load_model_and_tokenizer(start)
     seeds = list(range(1000, 1000 + args.groups))
-    task_types = _task_types(args.env, config["env"]["options"], seeds)
+    task_types, action_format = _task_types(args.env, config["env"]["options"], seeds)
+    method = Method(config, tokenizer, action_format)
     for temperature in (float(t) for t in args.temperatures.split(",")):
         engine = RolloutEngine(
             model,
@@ -67,17 +67,21 @@ def main() -> None:
         wins = np.array([t.won for t in trajectories]).reshape(-1, args.group_size)
         won = wins.sum(axis=1)
         print(f"T={temperature}: {_shares(won, args.group_size)} ({args.groups} groups of {args.group_size})")
-        print(f"  tool bonus: {_bonus_spread(trajectories, wins, config['algorithm']['tool_reward'])}")
+        bonus = method.tool_bonuses(trajectories, 0).reshape(wins.shape)
+        count = config["algorithm"]["tool_reward"]["count"]
+        counts = np.array([getattr(t, count) for t in trajectories])
+        print(f"  tool bonus: {_bonus_spread(bonus, wins, counts, count)}")
         for name in sorted(set(task_types) - {None}):
             of_type = won[np.array([t == name for t in task_types])]
             print(f"  {name}: {_shares(of_type, args.group_size)} ({len(of_type)} groups)")
 
 
-def _task_types(env_name: str, options: dict, seeds: list[int]) -> list[str | None]:
-    """Each training task's ``info["task_type"]`` at reset (None where the env reports none)."""
+def _task_types(env_name: str, options: dict, seeds: list[int]) -> tuple[list[str | None], str]:
+    """Each training task's ``info["task_type"]`` at reset (None where the env reports none),
+    and the environment's action format."""
     env = make(env_name, **{**options, "split": "train"})
     try:
-        return [env.reset(seed)[1].get("task_type") for seed in seeds]
+        return [env.reset(seed)[1].get("task_type") for seed in seeds], env.action_format
     finally:
         env.close()
 
@@ -90,27 +94,17 @@ def _shares(won: np.ndarray, group_size: int) -> str:
     )
 
 
-def _bonus_spread(trajectories: list[TrajectoryRecord], wins: np.ndarray, tool: dict) -> str:
-    """Whether the tool bonus of a run's step 0 (spec 3.1: min(cap, per_call n) lambda_tool(0),
-    lambda_tool(0) = 1 under every schedule but ``none``) differs between a group's copies
-    ([groups, copies] ``wins``), and what it pays for in won and lost episodes."""
-    counts = np.array([getattr(t, tool["count"]) for t in trajectories])
-    bonus = episode_tool_bonus(
-        counts,
-        wins.reshape(-1),
-        0,
-        on_success=tool["on_success"],
-        schedule=tool["schedule"],
-        per_call=tool["per_call"],
-        cap=tool["cap"],
-    ).reshape(wins.shape)
+def _bonus_spread(bonus: np.ndarray, wins: np.ndarray, counts: np.ndarray, count: str) -> str:
+    """Whether the tool bonus a run pays at step 0 (``[groups, copies]`` ``bonus``, spec 3.1)
+    differs between a group's copies, and the mean ``count`` (the n_k it pays for) of won and
+    lost episodes."""
     differs = bonus.max(axis=1) > bonus.min(axis=1)
     all_fail = ~wins.any(axis=1)
     won, lost = counts[wins.reshape(-1)], counts[~wins.reshape(-1)]
     return (
         f"differs between copies in {differs.mean():.2f} of groups, "
         f"{differs[all_fail].mean() if all_fail.any() else float('nan'):.2f} of all-fail groups; "
-        f"mean {tool['count']} {won.mean() if len(won) else float('nan'):.2f} won, "
+        f"mean {count} {won.mean() if len(won) else float('nan'):.2f} won, "
         f"{lost.mean() if len(lost) else float('nan'):.2f} lost"
     )
 

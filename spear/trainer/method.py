@@ -13,6 +13,7 @@ trajectory layout) and returns arrays / tensors with one entry per row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -77,16 +78,21 @@ class Method:
         return self.episode_rewards(batch, step) + self.invalid_penalties(batch)
 
     def episode_rewards(self, batch: RolloutBatch, step: int) -> np.ndarray:
-        """``[N]``: R_ext + min(cap, per_call n_k) lambda_tool(t) of each row's trajectory
-        (spec 3.1). n_k is the trajectory's ``turns`` (agents: every turn the environment was
-        active) or its ``tool_calls`` (math), as ``algorithm.tool_reward.count`` says; with
-        ``tool_reward.on_success: any_call`` (math ``posneg_decay_qwen3``) a trajectory whose
-        R_ext > 0 gets 1[n_k > 0] max(lambda_tool(t), 0) instead."""
+        """``[N]``: R_ext + the tool bonus (:meth:`tool_bonuses`) of each row's trajectory
+        (spec 3.1)."""
+        env_rewards = np.array([t.env_reward for t in batch.trajectories], dtype=float)
+        return (env_rewards + self.tool_bonuses(batch.trajectories, step))[batch.traj_index]
+
+    def tool_bonuses(self, trajectories: Sequence[TrajectoryRecord], step: int) -> np.ndarray:
+        """``[K]``: min(cap, per_call n_k) lambda_tool(t) of each trajectory (spec 3.1). n_k is
+        its ``turns`` (agents: every turn the environment was active) or its ``tool_calls``
+        (math), as ``algorithm.tool_reward.count`` says; with ``tool_reward.on_success:
+        any_call`` (math ``posneg_decay_qwen3``) a trajectory whose R_ext > 0 gets
+        1[n_k > 0] max(lambda_tool(t), 0) instead."""
         tool = self.config["algorithm"]["tool_reward"]
-        per_traj = np.array(
+        return np.array(
             [
-                t.env_reward
-                + episode_tool_bonus(
+                episode_tool_bonus(
                     getattr(t, tool["count"]),
                     t.env_reward > 0,
                     step,
@@ -96,10 +102,10 @@ class Method:
                     per_call=tool["per_call"],
                     cap=tool["cap"],
                 )
-                for t in batch.trajectories
-            ]
+                for t in trajectories
+            ],
+            dtype=float,
         )
-        return per_traj[batch.traj_index]
 
     def invalid_penalties(self, batch: RolloutBatch) -> np.ndarray:
         """``[N]``: minus the invalid-action penalty of each row: of its own turn (turn
