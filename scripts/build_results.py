@@ -34,9 +34,15 @@ from spear.experiments.evidence import (
     sample_efficiency_table,
     start_gains_table,
 )
-from spear.experiments.report import OVERLAYS, aggregate, metric_series, results_markdown, run_summaries
-from spear.experiments.sweep import PLOTS, finished_runs, read_metrics, read_sweep
-from spear.trainer.evaluate import load_outcomes
+from spear.experiments.report import (
+    OVERLAYS,
+    aggregate,
+    metric_series,
+    read_finished_runs,
+    results_markdown,
+    run_summary,
+)
+from spear.experiments.sweep import PLOTS, read_sweep
 
 ASSETS = "results"
 COPIED = ("results.csv", "runs.csv")
@@ -66,7 +72,8 @@ def copy_assets(sweep_dir: Path, target: Path) -> list[str]:
 
 def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
     spec, record = read_sweep(sweep_dir)
-    summaries = run_summaries(spec, sweep_dir)
+    runs = read_finished_runs(spec, sweep_dir)
+    summaries = [run_summary(run) for run in runs]
     rows = aggregate(summaries, spec.presets)
     link = f"{ASSETS}/{sweep_dir.name}"
     plots = copy_assets(sweep_dir, docs_dir / link)
@@ -81,11 +88,10 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
     diagnostics: dict[str, list] = {}
     outcomes: dict[tuple[str, int], dict] = {}
     curves: dict[tuple[str, int], list] = {}
-    for preset, seed, run_dir in finished_runs(spec, sweep_dir):
-        records = read_metrics(run_dir)
-        diagnostics.setdefault(preset, []).append(run_diagnostics(records))
-        outcomes[(preset, seed)] = load_outcomes(run_dir)
-        curves[(preset, seed)] = metric_series(records, "rollout/success_rate")
+    for run in runs:
+        diagnostics.setdefault(run.preset, []).append(run_diagnostics(run.records))
+        outcomes[(run.preset, run.seed)] = run.outcomes
+        curves[(run.preset, run.seed)] = metric_series(run.records, "rollout/success_rate")
     section = "\n".join(
         [
             table.rstrip("\n"),

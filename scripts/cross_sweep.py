@@ -21,9 +21,8 @@ import argparse
 from pathlib import Path
 
 from spear.experiments.evidence import gains_table, pooled_episodes_table, sample_efficiency_table
-from spear.experiments.report import metric_series, run_summaries
-from spear.experiments.sweep import finished_runs, read_metrics, read_sweep
-from spear.trainer.evaluate import load_outcomes
+from spear.experiments.report import metric_series, read_finished_runs, run_summary
+from spear.experiments.sweep import read_sweep
 
 SETTING = ("env", "steps", "overrides", "model", "init")  # what a sweep's runs share
 
@@ -55,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             if preset in owner:
                 raise SystemExit(f"preset {preset} ran in both {owner[preset]} and {sweep}")
             owner[preset] = sweep
-        summaries += run_summaries(spec, sweep)
-        for preset, seed, run_dir in finished_runs(spec, sweep):
-            outcomes[(preset, seed)] = load_outcomes(run_dir)
-            curves[(preset, seed)] = metric_series(read_metrics(run_dir), "rollout/success_rate")
+        for run in read_finished_runs(spec, sweep):
+            summaries.append(run_summary(run))
+            outcomes[(run.preset, run.seed)] = run.outcomes
+            curves[(run.preset, run.seed)] = metric_series(run.records, "rollout/success_rate")
     presets = args.presets.split(",") if args.presets else list(owner)
     unknown = [p for p in presets if p not in owner]
     if unknown:

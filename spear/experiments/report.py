@@ -148,17 +148,38 @@ def aggregate(summaries: list[dict[str, Any]], presets: Sequence[str]) -> list[d
     return rows
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """A finished run of a sweep, read once: its ``metrics.jsonl`` lines and its per-episode
+    evaluation outcomes."""
+
+    preset: str
+    seed: int
+    run_dir: Path
+    records: list[dict[str, Any]]
+    outcomes: dict[str, Any]
+
+
+def read_finished_runs(spec: SweepSpec, sweep_dir: Path) -> list[FinishedRun]:
+    """The sweep's finished runs, seed-major, with their metrics and outcomes."""
+    return [
+        FinishedRun(p, s, d, read_metrics(d), load_outcomes(d)) for p, s, d in finished_runs(spec, sweep_dir)
+    ]
+
+
+def run_summary(run: FinishedRun) -> dict[str, Any]:
+    """A run's summary, recomputed from its metrics.jsonl (:func:`summarise_run`)."""
+    return {
+        "preset": run.preset,
+        "seed": run.seed,
+        "run_dir": f"{RUNS}/{run.run_dir.name}",
+        **summarise_run(run.records, run.outcomes),
+    }
+
+
 def run_summaries(spec: SweepSpec, sweep_dir: Path) -> list[dict[str, Any]]:
     """Summaries of the finished runs, recomputed from their metrics.jsonl."""
-    return [
-        {
-            "preset": p,
-            "seed": s,
-            "run_dir": f"{RUNS}/{d.name}",
-            **summarise_run(read_metrics(d), load_outcomes(d)),
-        }
-        for p, s, d in finished_runs(spec, sweep_dir)
-    ]
+    return [run_summary(run) for run in read_finished_runs(spec, sweep_dir)]
 
 
 # ----------------------------------------------------------------------------- output
