@@ -4,7 +4,8 @@ micro-batch split (``spear.trainer.actor.length_sorted``) and computing each dis
 
     .venv/bin/python benchmarks/bench_update.py [--rounds 3] [--model DIR] [overrides ...]
 
-Plays one step's rollout of the default config from the shipped starting policy (or
+Plays one step's rollout of the default config (the main job's environment, or
+``env.name=...``) from that environment's shipped default policy (``model.shipped``, or
 ``--model``), builds its update batch exactly as the trainer does, then times
 ``policy_update`` on that same batch in alternating rounds: rows in rollout order, every row
 computed (the first version); rows ordered by length inside each mini-batch; and, on top,
@@ -31,7 +32,7 @@ import torch
 
 import spear.trainer.actor as actor
 from spear.models.embedded import load_model_and_tokenizer
-from spear.models.shipped import starting_policy_dir
+from spear.models.shipped import shipped_policy_dir
 from spear.trainer.config import load_config
 from spear.trainer.loop import Trainer
 
@@ -66,7 +67,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--model", help="default: the shipped household starting policy")
+    parser.add_argument("--model", help="default: the environment's shipped default policy (model.shipped)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--compiled", action="store_true", help="also time the update under torch.compile")
     parser.add_argument("overrides", nargs="*")
@@ -74,7 +75,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config("spear", ["eval.final_episodes=0", *args.overrides])
-    model_dir = args.model or starting_policy_dir(config["env"]["name"])
+    env = config["env"]["name"]
+    model_dir = args.model or shipped_policy_dir(env, config["model"]["shipped"], config["rollout"]["layout"])
+    if model_dir is None:
+        raise SystemExit(f"no shipped {config['model']['shipped']} policy for {env}; pass --model")
     model, tokenizer = load_model_and_tokenizer(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(config, model, tokenizer, Path(tmp))
