@@ -1,6 +1,7 @@
 """The update phase of an RL step (the largest share of the main job): what the length-ordered
-micro-batch split (``spear.trainer.actor.length_sorted``) and computing each distinct row once
-(``spear.trainer.actor.distinct_rows``) save.
+micro-batch split (``spear.trainer.actor.length_sorted``), computing each distinct row once
+(``spear.trainer.actor.distinct_rows``) and forward passes of at most ``actor.forward_tokens``
+positions (``spear.trainer.actor.forward_chunks``) save.
 
     .venv/bin/python benchmarks/bench_update.py [--rounds 3] [--model DIR] [overrides ...]
 
@@ -8,8 +9,10 @@ Plays one step's rollout of the default config (the main job's environment, or
 ``env.name=...``) from that environment's shipped default policy (``model.shipped``, or
 ``--model``), builds its update batch exactly as the trainer does, then times
 ``policy_update`` on that same batch in alternating rounds: rows in rollout order, every row
-computed (the first version); rows ordered by length inside each mini-batch; and, on top,
-each distinct row computed once (now). Besides seconds it reports the padded tokens the
+computed (the first version); rows ordered by length inside each mini-batch; on top, each
+distinct row computed once; and on top, each micro-batch's forward pass cut into runs of at
+most ``actor.forward_tokens`` positions (now; the config's value, e.g.
+``actor.forward_tokens=2048``). Besides seconds it reports the padded tokens the
 forward/backward passes process, a count that does not depend on the machine's speed or load.
 
 ``--compiled`` adds a fourth way: the default one with the model's forward under
@@ -37,15 +40,19 @@ from spear.trainer.config import load_config
 from spear.trainer.loop import Trainer
 
 
-def padded_tokens(batch: actor.UpdateBatch, mini: int, micro: int, *, distinct: bool) -> int:
-    """Positions the micro-batch forward passes compute (rows x trimmed width, summed)."""
+def padded_tokens(
+    batch: actor.UpdateBatch, mini: int, micro: int, *, distinct: bool, forward_tokens: int | None
+) -> int:
+    """Positions the forward passes compute (rows x trimmed width, summed)."""
     total = 0
     for start in range(0, len(batch), mini):
         stop = min(start + mini, len(batch))
         for m in range(start, stop, micro):
             part = batch.slice(m, min(m + micro, stop))
-            rows = len(actor.distinct_rows(part.input_ids, part.attention_mask)[0]) if distinct else len(part)
-            total += rows * part.input_ids.shape[1]
+            if distinct:
+                part = part.select(actor.distinct_rows(part.input_ids, part.attention_mask)[0])
+            for chunk in actor.forward_chunks(part, forward_tokens):
+                total += len(chunk) * chunk.input_ids.shape[1]
     return total
 
 
@@ -54,10 +61,11 @@ def every_row(input_ids: torch.Tensor, _mask: torch.Tensor) -> tuple[torch.Tenso
     return rows, rows
 
 
-VARIANTS = {  # name: (length-ordered, distinct rows once)
-    "rollout order, every row": (False, False),
-    "length-ordered, every row": (True, False),
-    "length-ordered, distinct rows once": (True, True),
+VARIANTS = {  # name: (length-ordered, distinct rows once, forward passes of <= forward_tokens)
+    "rollout order, every row": (False, False, False),
+    "length-ordered, every row": (True, False, False),
+    "length-ordered, distinct rows once": (True, True, False),
+    "the same, forward passes of <= forward_tokens": (True, True, True),
 }
 COMPILED = "the same, forward under torch.compile"
 
@@ -86,11 +94,18 @@ def main() -> None:
     batch = step_batch.update
     settings = trainer.method.loss_settings(replay=False)
     mini, micro = config["actor"]["mini_batch_size"], config["actor"]["micro_batch_size"]
+    budget = config["actor"]["forward_tokens"]
     real = int(batch.attention_mask.sum())
     ordered_batch = actor.length_sorted(batch, mini)
     tokens = {
-        name: padded_tokens(ordered_batch if ordered else batch, mini, micro, distinct=distinct)
-        for name, (ordered, distinct) in VARIANTS.items()
+        name: padded_tokens(
+            ordered_batch if ordered else batch,
+            mini,
+            micro,
+            distinct=distinct,
+            forward_tokens=budget if chunked else None,
+        )
+        for name, (ordered, distinct, chunked) in VARIANTS.items()
     }
 
     start_state = copy.deepcopy(model.state_dict())
@@ -105,14 +120,20 @@ def main() -> None:
         tokens[COMPILED] = tokens[list(VARIANTS)[-1]]
 
     def timed_update(name: str) -> float:
-        ordered, distinct = variants[name]
+        ordered, distinct, chunked = variants[name]
         models[name].load_state_dict(start_state)
         optimizer = torch.optim.AdamW(models[name].parameters(), lr=config["actor"]["lr"])
         actor.length_sorted = sort if ordered else (lambda b, _m: b)
         actor.distinct_rows = distinct_rows if distinct else every_row
         began = time.process_time()
         actor.policy_update(
-            models[name], optimizer, batch, settings, mini_batch_size=mini, micro_batch_size=micro
+            models[name],
+            optimizer,
+            batch,
+            settings,
+            mini_batch_size=mini,
+            micro_batch_size=micro,
+            forward_tokens=budget if chunked else None,
         )
         return time.process_time() - began
 
@@ -128,7 +149,8 @@ def main() -> None:
     actor.length_sorted, actor.distinct_rows = sort, distinct_rows
 
     print(
-        f"{len(batch)} rows, {real} real tokens; mini-batch {mini}, micro-batch {micro}; "
+        f"{len(batch)} rows, {real} real tokens; mini-batch {mini}, micro-batch {micro}, "
+        f"forward_tokens {budget}; "
         f"{torch.get_num_threads()} threads; median of {args.rounds} alternating rounds"
     )
     print("| micro-batches | tokens computed | vs real tokens | update seconds (processor) |")
@@ -138,9 +160,10 @@ def main() -> None:
             f"| {name} | {tokens[name]:,} | {tokens[name] / real:.2f}x | "
             f"{statistics.median(times[name]):.2f} |"
         )
-    first, *_, now = VARIANTS
-    ratio = statistics.median(times[first]) / statistics.median(times[now])
-    print(f"update time ratio ({first} / {now}): {ratio:.2f}x")
+    first, *_, before, now = VARIANTS
+    for old in (first, before):
+        ratio = statistics.median(times[old]) / statistics.median(times[now])
+        print(f"update time ratio ({old} / {now}): {ratio:.2f}x")
     if args.compiled:
         ratio = statistics.median(times[now]) / statistics.median(times[COMPILED])
         print(f"update time ratio ({now} / {COMPILED}): {ratio:.2f}x")

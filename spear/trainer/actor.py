@@ -103,7 +103,12 @@ def collate(
 
 
 def response_log_probs(
-    model: torch.nn.Module, batch: UpdateBatch, *, temperature: float = 1.0, with_entropy: bool = False
+    model: torch.nn.Module,
+    batch: UpdateBatch,
+    *,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    forward_tokens: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log pi_T(response token) ``[n, R]`` (and token entropy ``[n, R]``) of the policy at
     ``temperature`` T, i.e. of ``softmax(logits / T)``.
@@ -113,23 +118,64 @@ def response_log_probs(
     Only the logits that predict response tokens are computed (``logits_to_keep``), and
     only once per distinct row (:func:`distinct_rows`): the results are copied to the
     duplicates, so autograd sums their gradients into the one forward pass.
+
+    ``forward_tokens`` splits the forward pass into runs of consecutive rows, each trimmed
+    to its own width and holding at most that many positions (rows x width; a longer row
+    runs alone): rows of a length-sorted batch pad each other less than in one pass
+    (:func:`forward_chunks`). The outputs are the same per row (up to float rounding:
+    other matrix shapes); whatever loss is built on them is unchanged.
     """
     r = batch.response_mask.shape[1]
     first, inverse = distinct_rows(batch.input_ids, batch.attention_mask)
-    out = model(
-        input_ids=batch.input_ids[first],
-        attention_mask=batch.attention_mask[first],
-        position_ids=batch.position_ids[first],
-        use_cache=False,
-        logits_to_keep=r + 1,
-    )
-    logits = out.logits[:, :-1, :].float()
-    if temperature != 1.0:
-        logits = logits / temperature
-    targets = batch.input_ids[first, batch.prompt_length : batch.prompt_length + r]
-    log_probs = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-    entropy = entropy_from_logits(logits)[inverse] if with_entropy else None
-    return log_probs[inverse], entropy
+    log_probs, entropies = [], []
+    for chunk in forward_chunks(batch.select(first), forward_tokens):
+        out = model(
+            input_ids=chunk.input_ids,
+            attention_mask=chunk.attention_mask,
+            position_ids=chunk.position_ids,
+            use_cache=False,
+            logits_to_keep=chunk.response_mask.shape[1] + 1,
+        )
+        logits = out.logits[:, :-1, :].float()
+        if temperature != 1.0:
+            logits = logits / temperature
+        width = r - logits.shape[1]  # the chunk's response columns, padded back to the batch's R
+        targets = chunk.input_ids[:, chunk.prompt_length :]
+        chosen = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        log_probs.append(torch.nn.functional.pad(chosen, (0, width)))
+        if with_entropy:
+            entropies.append(torch.nn.functional.pad(entropy_from_logits(logits), (0, width)))
+    entropy = torch.cat(entropies)[inverse] if with_entropy else None
+    return torch.cat(log_probs)[inverse], entropy
+
+
+def forward_chunks(batch: UpdateBatch, forward_tokens: int | None) -> list[UpdateBatch]:
+    """``batch`` cut into runs of consecutive rows of at most ``forward_tokens`` positions
+    each (rows x trimmed width), each trimmed by :meth:`UpdateBatch.slice`; ``None``: one run.
+
+    Greedy in row order: a run grows while its trimmed width times its rows stays within
+    the budget, so in a length-sorted batch the long rows run a few at a time and the short
+    ones many at a time, instead of every row padded to the longest.
+    """
+    n = len(batch)
+    if forward_tokens is None or n <= 1:
+        return [batch.slice(0, n)]
+    used = batch.attention_mask.bool()
+    columns = torch.arange(used.shape[1], device=used.device)
+    p = batch.prompt_length
+    # each row's first used column (at most p: the slice keeps the prompt's last column) and end
+    starts = torch.where(used, columns, used.shape[1]).amin(dim=1).clamp(max=p).tolist()
+    ends = torch.where(used, columns + 1, 0).amax(dim=1).clamp(min=p + 1).tolist()
+    chunks = []
+    begin, lo, hi = 0, starts[0], ends[0]
+    for row in range(1, n):
+        new_lo, new_hi = min(lo, starts[row]), max(hi, ends[row])
+        if (row - begin + 1) * (new_hi - new_lo) > forward_tokens:
+            chunks.append(batch.slice(begin, row))
+            begin, new_lo, new_hi = row, starts[row], ends[row]
+        lo, hi = new_lo, new_hi
+    chunks.append(batch.slice(begin, n))
+    return chunks
 
 
 def distinct_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,15 +201,20 @@ def distinct_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tupl
 
 @torch.no_grad()
 def compute_log_probs(
-    model: torch.nn.Module, batch: UpdateBatch, micro_batch_size: int, *, temperature: float = 1.0
+    model: torch.nn.Module,
+    batch: UpdateBatch,
+    micro_batch_size: int,
+    *,
+    temperature: float = 1.0,
+    forward_tokens: int | None = None,
 ) -> torch.Tensor:
     """Step 7: behaviour log-probs of the current policy at ``temperature`` for every response
-    token ``[N, R]``."""
+    token ``[N, R]`` (``forward_tokens``: :func:`response_log_probs`)."""
     out = torch.zeros_like(batch.old_log_prob)
     device = next(model.parameters()).device
     for start in range(0, len(batch), micro_batch_size):
         part = batch.slice(start, start + micro_batch_size).to(device)
-        log_probs, _ = response_log_probs(model, part, temperature=temperature)
+        log_probs, _ = response_log_probs(model, part, temperature=temperature, forward_tokens=forward_tokens)
         out[start : start + len(part), : log_probs.shape[1]] = log_probs.to(out.dtype).cpu()
     return out * batch.response_mask
 
@@ -254,13 +305,16 @@ def policy_update(
     weight_at: str = "loss",
     mini_batch_size: int,
     micro_batch_size: int,
+    forward_tokens: int | None = None,
     epochs: int = 1,
     grad_clip: float = 1.0,
     generator: torch.Generator | None = None,
     parallel: DataParallel | None = None,
 ) -> dict[str, float]:
     """Optimizer steps over ``batch`` in mini-batches of ``mini_batch_size`` rows (spec 2.2 step 10);
-    each mini-batch is cut into micro-batches of rows of similar length (:func:`length_sorted`).
+    each mini-batch is cut into micro-batches of rows of similar length (:func:`length_sorted`),
+    and each micro-batch's forward pass into runs of at most ``forward_tokens`` positions
+    (:func:`response_log_probs`; the loss is still that of the whole micro-batch).
 
     Each mini-batch accumulates micro-batch gradients of
     ``weight * (L_pg - entropy_coeff * H)``, each scaled by its share of the mini-batch's
@@ -305,7 +359,11 @@ def policy_update(
                 part = part.to(device)
                 any_tokens = True
                 log_prob, entropy = response_log_probs(
-                    model, part, temperature=loss.temperature, with_entropy=True
+                    model,
+                    part,
+                    temperature=loss.temperature,
+                    with_entropy=True,
+                    forward_tokens=forward_tokens,
                 )
                 objective, pg, metrics = micro_batch_objective(
                     log_prob,

@@ -383,6 +383,7 @@ def validate(config: dict[str, Any]) -> None:
     _require(config, "actor.ppo_epochs", int, minimum=1)
     mini = _require(config, "actor.mini_batch_size", int, minimum=1)
     micro = _require(config, "actor.micro_batch_size", int, minimum=1)
+    _require(config, "actor.forward_tokens", int, minimum=1, allow_none=True)
     _require(config, "actor.grad_clip", float, minimum=0.0)
     _require(config, "actor.entropy_coeff", float)
     if mini % micro:

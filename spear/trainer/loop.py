@@ -292,6 +292,7 @@ class Trainer:
                     update,
                     self.config["actor"]["micro_batch_size"],
                     temperature=self.config["rollout"]["temperature"],
+                    forward_tokens=self.config["actor"]["forward_tokens"],
                 )
         timings["time/log_prob"] = time.perf_counter() - start
         update.advantages = to_token_level(self.method.advantages(rollout, scores, returns), mask)
@@ -314,6 +315,7 @@ class Trainer:
                     weight_at=self.config["sil"]["weight_at"],
                     mini_batch_size=actor["mini_batch_size"],
                     micro_batch_size=actor["micro_batch_size"],
+                    forward_tokens=actor["forward_tokens"],
                     epochs=1,  # train_step nests the epochs (on-policy, then replay, per epoch)
                     grad_clip=actor["grad_clip"],
                     generator=torch.Generator().manual_seed(

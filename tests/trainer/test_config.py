@@ -77,6 +77,7 @@ def test_overrides_parse_yaml_values():
         ("spear", ["optimizer.lr=1"], "unknown config key 'optimizer'"),
         ("spear", ["env.name=alfred"], "env.name': unknown environment 'alfred'"),
         ("spear", ["actor.micro_batch_size=100"], "must divide actor.mini_batch_size"),
+        ("spear", ["actor.forward_tokens=0"], "'actor.forward_tokens' must be >= 1"),
         ("spear", ["steps=ten"], "'steps' must be int"),
         ("spear", ["steps=0"], "'steps' must be >= 1"),
         ("spear", ["rollout.layout=tree"], "rollout.layout must be one of"),
