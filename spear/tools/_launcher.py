@@ -121,6 +121,13 @@ def _prelude(config: dict[str, Any], source: bytes) -> dict[str, Any]:
     sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
     sys.stderr.reconfigure(encoding="utf-8", errors="backslashreplace")
     sys.path.extend(config["site_dirs"])
+    # started with -S: add the builtins `site` would have (exit, quit, help, ...) without
+    # running the site-packages' .pth files
+    import site
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     prelude = PRELUDE + (NUMPY_PRELUDE if _NAMES_NUMPY.search(source) else "")
     exec(compile(prelude, "<prelude>", "exec"), namespace)

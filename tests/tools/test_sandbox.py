@@ -80,6 +80,16 @@ def test_numpy_and_prelude_modules_are_available() -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_no_site_packages_pth_runs_but_sites_builtins_are_there(backend: str) -> None:
+    """The interpreter starts with -S (no host .pth file runs in the sandbox: one cost 55 ms a
+    call); exit(), quit() and help exist as under `site`, and exit(3) ends the code with 3."""
+    code = "import sys\nprint(sys.flags.no_site, callable(quit), callable(help))\nexit(3)\nprint('after')"
+    result = run_python(code, limits=FAST, backend=backend)
+    assert result.stdout == "1 True True\n", result.stderr
+    assert result.exit_code == 3
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_variables_are_defined_before_the_code_runs(backend: str) -> None:
     question = 'LCM of 4, 6? It\'s "quoted"\n× ünïcode'
     code = "print(question == " + repr(question) + ", math.lcm(*map(int, re.findall(r'\\d+', question))))"
