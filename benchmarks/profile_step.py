@@ -1,10 +1,12 @@
 """Where one RL step's time goes, and how a step's cost grows with its work (issue 38).
 
-    .venv/bin/python benchmarks/profile_step.py [--env math] [--steps 3] [--threads 2] [overrides ...]
+    .venv/bin/python benchmarks/profile_step.py [--env math] [--steps 3] [--threads 2] [--model DIR]
+        [overrides ...]
     .venv/bin/python benchmarks/profile_step.py --scaling [--out docs/img/step-scaling.png]
 
 Starts from the environment's shipped default policy (math: the tool-shy novice of the main
-job) with preset ``spear`` and splits each step (after one warm-up step) into:
+job), or from ``--model`` (e.g. a run's checkpoint, to see its later steps), with preset
+``spear``, and splits each step (after one warm-up step) into:
 
 - **model forward in generation**: the model's forward passes while the rollout decodes
   (prefill and one token at a time), timed with hooks on the top module (synchronised on a
@@ -82,7 +84,9 @@ class Clock:
         model.register_forward_hook(post)
 
 
-def make_trainer(env: str, steps: int, overrides: list[str], run_dir: Path) -> Trainer:
+def make_trainer(
+    env: str, steps: int, overrides: list[str], run_dir: Path, model_dir: str | None = None
+) -> Trainer:
     config = load_config(
         "spear",
         [
@@ -97,7 +101,7 @@ def make_trainer(env: str, steps: int, overrides: list[str], run_dir: Path) -> T
             *overrides,
         ],
     )
-    path = shipped_policy_dir(env, config["model"]["shipped"], config["rollout"]["layout"])
+    path = model_dir or shipped_policy_dir(env, config["model"]["shipped"], config["rollout"]["layout"])
     if path is None:
         raise SystemExit(f"no shipped {config['model']['shipped']} policy for {env}")
     model, tokenizer = load_model_and_tokenizer(path)
@@ -131,7 +135,7 @@ def instrument(trainer: Trainer) -> Clock:
 
 def profile(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = make_trainer(args.env, args.steps + 1, args.overrides, Path(tmp))
+        trainer = make_trainer(args.env, args.steps + 1, args.overrides, Path(tmp), args.model)
         clock = instrument(trainer)
         trainer.train_step(1)  # warm-up: first-call allocations, tokenizer caches
         rows = []
@@ -203,7 +207,7 @@ def scaling(args: argparse.Namespace) -> None:
         for value in values:
             overrides = [*fixed, f"{key}={value}", *args.overrides]
             with tempfile.TemporaryDirectory() as tmp:
-                trainer = make_trainer(env, 1 + args.steps, overrides, Path(tmp))
+                trainer = make_trainer(env, 1 + args.steps, overrides, Path(tmp), args.model)
                 trainer.train_step(1)  # warm-up
                 steps = [trainer.train_step(step) for step in range(2, 2 + args.steps)]
             row = {
@@ -250,6 +254,7 @@ def main() -> None:
     parser.add_argument("--env", default="math")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--model", help="a model folder to start from (default: the shipped default policy)")
     parser.add_argument("--scaling", action="store_true")
     parser.add_argument("--out", default="docs/img/step-scaling.png")
     parser.add_argument("overrides", nargs="*")
