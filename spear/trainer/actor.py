@@ -41,10 +41,10 @@ class UpdateBatch:
         """Rows ``start:stop``, trimmed to the columns those rows use (less padding, less compute)."""
         attn = self.attention_mask[start:stop]
         p = self.prompt_length
-        used = attn.any(dim=0).nonzero()
-        first = int(used[0]) if len(used) else p
-        first = min(first, p)
-        last = max(int(used[-1]) + 1, p + 1) if len(used) else p + 1
+        first, last = p, p + 1
+        if attn.numel():
+            starts, ends = column_spans(attn, p)
+            first, last = int(starts.min()), int(ends.max())
         r_end = last - p
         return UpdateBatch(
             input_ids=self.input_ids[start:stop, first:last],
@@ -72,6 +72,18 @@ class UpdateBatch:
 
 
 _TENSORS = ("input_ids", "attention_mask", "position_ids", "response_mask", "old_log_prob", "advantages")
+
+
+def column_spans(attention_mask: torch.Tensor, prompt_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's columns ``[start, end)`` of an ``[N, P + R]`` mask, as two ``[N]`` tensors:
+    from its first used column, at most ``prompt_length``, to one past its last, at least
+    ``prompt_length + 1`` (a trimmed batch keeps the prompt's last column, which predicts the
+    first response token, and one response column)."""
+    used = attention_mask.bool()
+    columns = torch.arange(used.shape[1], device=used.device)
+    starts = torch.where(used, columns, used.shape[1]).amin(dim=1).clamp(max=prompt_length)
+    ends = torch.where(used, columns + 1, 0).amax(dim=1).clamp(min=prompt_length + 1)
+    return starts, ends
 
 
 def collate(
@@ -160,12 +172,7 @@ def forward_chunks(batch: UpdateBatch, forward_tokens: int | None) -> list[Updat
     n = len(batch)
     if forward_tokens is None or n <= 1:
         return [batch.slice(0, n)]
-    used = batch.attention_mask.bool()
-    columns = torch.arange(used.shape[1], device=used.device)
-    p = batch.prompt_length
-    # each row's first used column (at most p: the slice keeps the prompt's last column) and end
-    starts = torch.where(used, columns, used.shape[1]).amin(dim=1).clamp(max=p).tolist()
-    ends = torch.where(used, columns + 1, 0).amax(dim=1).clamp(min=p + 1).tolist()
+    starts, ends = (t.tolist() for t in column_spans(batch.attention_mask, batch.prompt_length))
     chunks = []
     begin, lo, hi = 0, starts[0], ends[0]
     for row in range(1, n):
