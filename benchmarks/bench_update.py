@@ -35,9 +35,9 @@ import torch
 
 import spear.trainer.actor as actor
 from spear.models.embedded import load_model_and_tokenizer
-from spear.models.shipped import shipped_policy_dir
 from spear.trainer.config import load_config
 from spear.trainer.loop import Trainer
+from spear.trainer.run import shipped_dir
 
 
 def padded_tokens(
@@ -84,7 +84,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     config = load_config("spear", ["eval.final_episodes=0", *args.overrides])
     env = config["env"]["name"]
-    model_dir = args.model or shipped_policy_dir(env, config["model"]["shipped"], config["rollout"]["layout"])
+    model_dir = args.model or shipped_dir(config)
     if model_dir is None:
         raise SystemExit(f"no shipped {config['model']['shipped']} policy for {env}; pass --model")
     model, tokenizer = load_model_and_tokenizer(model_dir)

@@ -42,10 +42,10 @@ import torch
 import spear.rollout.engine as engine_module
 from spear.envs.pool import EnvPool
 from spear.models.embedded import load_model_and_tokenizer
-from spear.models.shipped import shipped_policy_dir
 from spear.rollout.engine import RolloutEngine
 from spear.trainer.config import load_config
 from spear.trainer.loop import Trainer
+from spear.trainer.run import shipped_dir
 
 PHASES = ("log_prob", "update", "replay")
 
@@ -101,7 +101,7 @@ def make_trainer(
             *overrides,
         ],
     )
-    path = model_dir or shipped_policy_dir(env, config["model"]["shipped"], config["rollout"]["layout"])
+    path = model_dir or shipped_dir(config)
     if path is None:
         raise SystemExit(f"no shipped {config['model']['shipped']} policy for {env}")
     model, tokenizer = load_model_and_tokenizer(path)
