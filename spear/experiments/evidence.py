@@ -16,14 +16,17 @@ from typing import Any
 
 from spear.trainer.evaluate import PairedGain, concat_outcomes, paired_gain
 
-# (method, base) pairs of the paper's tables, and the ablations of spec 6 against full SPEAR
+# (method, base) pairs of the paper's tables, and a labelled variant of one against its base
 PAIRS = (
     ("spear", "drbot"),
     ("spear", "grpo"),
     ("grpo+spear", "grpo"),
     ("gigpo+spear", "gigpo"),
     ("drbot-gigpo+spear", "drbot-gigpo"),
+    ("gigpo+spear-mixed-std", "gigpo"),
 )
+# presets whose ablations and variants are named "<root>-<change>" (spear-no-sil, ...)
+VARIANT_ROOTS = ("spear", "gigpo+spear")
 # the paper's gains in points (spec 5.1) on the benchmark each built-in environment stands in
 # for: ALFWorld and WebShop success with Qwen2.5-1.5B-Instruct, AIME24 accuracy over Dr.BoT,
 # and visual Sokoban success with Qwen2.5-VL-3B-Instruct (spec 5.4, the v4 Table 5)
@@ -56,11 +59,15 @@ PAPER_GAINS: dict[str, tuple[str, dict[tuple[str, str], float]]] = {
 
 
 def pairs_for(presets: Sequence[str]) -> list[tuple[str, str]]:
-    """The (method, base) pairs whose both presets ran: paper pairs, then ablation vs spear."""
+    """The (method, base) pairs whose both presets ran: paper pairs (a variant of a paper
+    method against that method's base too), then each ablation or variant against the preset
+    it changes."""
     present = set(presets)
     pairs = [(a, b) for a, b in PAIRS if a in present and b in present]
-    if "spear" in present:
-        pairs += [(p, "spear") for p in presets if p.startswith("spear-")]
+    # ablations and labelled variants against the preset they change one switch of
+    for root in VARIANT_ROOTS:
+        if root in present:
+            pairs += [(p, root) for p in presets if p.startswith(root + "-")]
     return pairs
 
 

@@ -52,6 +52,14 @@ def test_step_time_ratio_and_pairs():
     )
     presets = ["grpo", "drbot", "spear", "spear-no-sil", "gigpo"]
     assert pairs_for(presets) == [("spear", "drbot"), ("spear", "grpo"), ("spear-no-sil", "spear")]
+    # the official drbot-gigpo+spear is not a variant of drbot; a gigpo+spear variant meets
+    # both the paper's base and the preset it changes
+    presets = ["drbot", "gigpo", "gigpo+spear", "drbot-gigpo+spear", "gigpo+spear-mixed-std"]
+    assert pairs_for(presets) == [
+        ("gigpo+spear", "gigpo"),
+        ("gigpo+spear-mixed-std", "gigpo"),
+        ("gigpo+spear-mixed-std", "gigpo+spear"),
+    ]
 
 
 def test_gains_table_shows_points_and_the_papers_reference():

@@ -111,7 +111,7 @@ def test_a_user_yaml_file_is_merged(tmp_path):
         load_config("grpo", config_file=tmp_path / "missing.yaml")
 
 
-def test_ablation_presets_change_exactly_one_switch_of_spear():
+def test_ablation_and_variant_presets_change_exactly_one_switch():
     spear = load_config("spear")
     changed = {
         "spear-no-tool-reward": ("algorithm", "tool_reward", "schedule", "none"),
@@ -129,6 +129,10 @@ def test_ablation_presets_change_exactly_one_switch_of_spear():
             expected[section][key][sub] = value
         expected["preset"] = name
         assert config == expected, name
+    variant, expected = load_config("gigpo+spear-mixed-std"), load_config("gigpo+spear")
+    expected["sil"]["buffer"]["std_over"] = "mixed"
+    expected["preset"] = "gigpo+spear-mixed-std"
+    assert variant == expected
     vanilla = load_config("spear-vanilla-loss")
     assert (vanilla["actor"]["loss_mode"], vanilla["sil"]["loss_mode"]) == ("vanilla", "vanilla")
     assert vanilla["sil"]["cov"] == spear["sil"]["cov"]
