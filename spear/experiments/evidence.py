@@ -330,3 +330,67 @@ def sample_efficiency_table(
     if len(lines) == 2:
         lines.append(f"| no pair of presets ran the same seed for {window} steps or more | | | | | | | |")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- stability
+# Issue 36 item 5's rule, set down before the lr sweeps ran (docs/results_notes.md): a run
+# breaks when its final held-out success is significantly below its start (exact McNemar, paired
+# by episode), or when its token entropy runs away or collapses (the last tenth of the steps
+# against the first tenth, :func:`spear.experiments.report.summarise_run`'s windows).
+BREAK_P = 0.05
+ENTROPY_RUNAWAY = 2.0  # entropy ends above this multiple of its start
+ENTROPY_COLLAPSE = 0.5  # entropy ends below this multiple of its start
+
+
+def stability_verdict(summary: dict[str, Any]) -> str:
+    """``"holds"``, or why a run broke (``"success falls"``, ``"entropy runs away"``,
+    ``"entropy collapses"``, joined by ", "), from its summary's ``paired_gain``, ``paired_p``,
+    ``entropy_start`` and ``entropy_end``."""
+    needed = ("paired_gain", "paired_p", "entropy_start", "entropy_end")
+    missing = [k for k in needed if summary.get(k) is None]
+    if missing:
+        raise ValueError(
+            f"a stability verdict needs the run's paired before/after evaluation and its entropy; "
+            f"{summary.get('run_dir', 'this run')} lacks {', '.join(missing)}"
+        )
+    reasons = []
+    if summary["paired_gain"] < 0 and summary["paired_p"] < BREAK_P:
+        reasons.append("success falls")
+    start, end = summary["entropy_start"], summary["entropy_end"]
+    if end > ENTROPY_RUNAWAY * start:
+        reasons.append("entropy runs away")
+    elif end < ENTROPY_COLLAPSE * start:
+        reasons.append("entropy collapses")
+    return ", ".join(reasons) or "holds"
+
+
+def _lr(lr: float) -> str:
+    return f"{lr:.0e}".replace("e-0", "e-")  # 0.0003 -> "3e-4", as the configs write it
+
+
+def stability_table(summaries: Sequence[dict[str, Any]]) -> str:
+    """Markdown: one row per run (summaries with ``preset``, ``lr`` and ``seed`` added), by
+    preset, lr and seed: held-out success start -> final with the paired gain, token entropy
+    start -> end, and :func:`stability_verdict`; then one row per (preset, lr) counting the
+    runs that broke."""
+    lines = [
+        "| preset | lr | seed | held-out success, start -> final | paired gain, points (95% CI; p) "
+        "| token entropy, first -> last tenth (ratio) | verdict |",
+        "|" + "---|" * 7,
+    ]
+    ordered = sorted(summaries, key=lambda s: (s["preset"], s["lr"], s["seed"]))
+    for s in ordered:
+        low, high = s["paired_gain_low"], s["paired_gain_high"]
+        lines.append(
+            f"| {s['preset']} | {_lr(s['lr'])} | {s['seed']} | {100 * s['eval_before']:.1f}% -> "
+            f"{100 * s['final_success']:.1f}% | {100 * s['paired_gain']:+.1f} ({100 * low:+.1f} to "
+            f"{100 * high:+.1f}; {s['paired_p']:.2g}) | {s['entropy_start']:.3f} -> {s['entropy_end']:.3f} "
+            f"({s['entropy_end'] / s['entropy_start']:.2f}x) | {stability_verdict(s)} |"
+        )
+    lines += ["", "| preset | lr | runs | broke |", "|---|---|---|---|"]
+    cells = sorted({(s["preset"], s["lr"]) for s in ordered})
+    for preset, lr in cells:
+        runs = [s for s in ordered if (s["preset"], s["lr"]) == (preset, lr)]
+        broke = sum(stability_verdict(s) != "holds" for s in runs)
+        lines.append(f"| {preset} | {_lr(lr)} | {len(runs)} | {broke} |")
+    return "\n".join(lines)

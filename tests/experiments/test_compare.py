@@ -627,3 +627,17 @@ def test_cross_sweep_pairs_presets_that_ran_in_separate_sweeps_of_one_setting(sw
     (parts["spear"] / "sweep.json").write_text(json.dumps(record))
     with pytest.raises(SystemExit, match=r"differs from .* in steps"):
         cross_sweep.main([str(parts["grpo"]), str(parts["spear"])])
+
+
+def test_stability_reads_the_archived_lr_tuning_by_the_rule_set_down(capsys):
+    """The lr tuning's drbot runs (sweeps/tune-novice-lr): both seeds break at 5e-4 (success
+    falls 27.0 and 17.6 points; seed 100's entropy also doubles), none at 1e-4 or 3e-4."""
+    stability = load_script("stability")
+    archive = Path(__file__).resolve().parents[2] / "sweeps" / "tune-novice-lr"
+    assert stability.main([str(archive)]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[-3:] == ["| drbot | 1e-4 | 2 | 0 |", "| drbot | 3e-4 | 2 | 0 |", "| drbot | 5e-4 | 2 | 2 |"]
+    assert "| drbot | 5e-4 | 100 | 27.0% -> 0.0% |" in rows[6]
+    assert rows[6].endswith("| success falls, entropy runs away |")
+    with pytest.raises(SystemExit, match="neither a run folder"):
+        stability.main([str(archive / "runs")])

@@ -12,6 +12,8 @@ from spear.experiments.evidence import (
     run_diagnostics,
     sample_efficiency_table,
     smoothed,
+    stability_table,
+    stability_verdict,
     start_gains_table,
 )
 
@@ -205,3 +207,60 @@ def test_sample_efficiency_tolerates_last_bit_differences_and_says_when_nothing_
     assert table.splitlines()[2] == "| spear | drbot | 1 | 10.0 | 10.0 | 3.0 (3) | 3.0 (3) | +0.0 |"
     empty = sample_efficiency_table({("spear", 0): a}, ["drbot", "spear"], window=3)
     assert "no pair of presets ran the same seed" in empty
+
+
+def stability_summary(preset, lr, seed, gain, p, entropy_start=0.1, entropy_end=0.1):
+    return {
+        "preset": preset,
+        "lr": lr,
+        "seed": seed,
+        "eval_before": 0.25,
+        "final_success": 0.25 + gain,
+        "paired_gain": gain,
+        "paired_gain_low": gain - 0.05,
+        "paired_gain_high": gain + 0.05,
+        "paired_p": p,
+        "entropy_start": entropy_start,
+        "entropy_end": entropy_end,
+    }
+
+
+@pytest.mark.parametrize(
+    ("gain", "p", "entropy_end", "verdict"),
+    [
+        (-0.10, 0.04, 0.1, "success falls"),
+        (-0.10, 0.06, 0.1, "holds"),  # a fall that is not significant
+        (+0.10, 0.001, 0.1, "holds"),  # a significant rise
+        (0.0, 1.0, 0.2, "holds"),  # exactly twice: "above twice" is strict
+        (0.0, 1.0, 0.201, "entropy runs away"),
+        (0.0, 1.0, 0.049, "entropy collapses"),
+        (0.0, 1.0, 0.05, "holds"),
+        (-0.27, 3e-21, 0.21, "success falls, entropy runs away"),
+    ],
+)
+def test_stability_verdict_applies_the_rule_set_down(gain, p, entropy_end, verdict):
+    assert stability_verdict(stability_summary("drbot", 5e-4, 100, gain, p, 0.1, entropy_end)) == verdict
+
+
+def test_stability_verdict_names_what_a_run_lacks():
+    run = stability_summary("grpo", 1e-4, 100, 0.0, 1.0) | {"paired_p": None, "run_dir": "runs/grpo-seed100"}
+    with pytest.raises(ValueError, match="runs/grpo-seed100 lacks paired_p"):
+        stability_verdict(run)
+
+
+def test_stability_table_rows_and_counts():
+    runs = [
+        stability_summary("spear", 5e-4, 101, -0.176, 6e-9),
+        stability_summary("spear", 5e-4, 100, 0.02, 0.5, 0.098, 0.12),
+        stability_summary("grpo", 1e-4, 100, 0.1, 0.002),
+    ]
+    table = stability_table(runs).splitlines()
+    assert table[2] == (
+        "| grpo | 1e-4 | 100 | 25.0% -> 35.0% | +10.0 (+5.0 to +15.0; 0.002) "
+        "| 0.100 -> 0.100 (1.00x) | holds |"
+    )
+    assert table[3].startswith("| spear | 5e-4 | 100 | 25.0% -> 27.0% |")
+    assert table[3].endswith("| 0.098 -> 0.120 (1.22x) | holds |")
+    assert table[4].startswith("| spear | 5e-4 | 101 | 25.0% -> 7.4% | -17.6 (-22.6 to -12.6; 6e-09) |")
+    assert table[4].endswith("| success falls |")
+    assert table[-2:] == ["| grpo | 1e-4 | 1 | 0 |", "| spear | 5e-4 | 2 | 1 |"]
