@@ -1,7 +1,7 @@
 """Compare presets that ran in separate sweeps of one setting, as if they had run in one.
 
     .venv/bin/python scripts/cross_sweep.py /work/sweeps/household-novice-90 \\
-        /work/sweeps/household-novice-90-no-sil [--presets spear,spear-no-sil]
+        /work/sweeps/household-novice-90-no-sil [--presets spear,spear-no-sil] [--plots DIR]
 
 An arm added after a sweep started (issue 36: spear-no-sil beside the headline's spear, the
 small-buffer variant beside ``sokoban-novice``'s spear) runs as its own sweep with the same
@@ -12,7 +12,8 @@ episode and pooled over seeds, and steps to a rollout success both presets reach
 the same seed start from the same weights and play the same task seeds, in any sweep of
 the same setting, so the pairing holds across sweeps; the script refuses sweeps whose
 setting differs, naming what differs. A preset that ran in two of the sweeps is an error
-(which runs would count is ambiguous).
+(which runs would count is ambiguous). ``--plots DIR`` also draws the sweep report's overlays
+(rollout success, entropy, tool calls; mean over seeds, band min-max) of the pooled presets.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import argparse
 from pathlib import Path
 
 from spear.experiments.evidence import gains_table, pooled_episodes_table, sample_efficiency_table
-from spear.experiments.report import metric_series, read_finished_runs, run_summary
+from spear.experiments.report import OVERLAYS, metric_series, plot_overlay, read_finished_runs, run_summary
 from spear.experiments.sweep import read_sweep
 
 SETTING = ("env", "steps", "overrides", "model", "init")  # what a sweep's runs share
@@ -33,11 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep directories of one setting")
     parser.add_argument("--presets", help="comma-separated, in table order (default: every preset, by sweep)")
+    parser.add_argument("--plots", type=Path, help="also write the overlay plots of the presets here")
     args = parser.parse_args(argv)
 
     summaries: list[dict] = []
     outcomes: dict[tuple[str, int], dict] = {}
     curves: dict[tuple[str, int], list] = {}
+    records: dict[str, list[list[dict]]] = {}
     first, first_record = read_sweep(args.sweeps[0])
     owner: dict[str, Path] = {}
     for sweep in args.sweeps:
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             summaries.append(run_summary(run))
             outcomes[(run.preset, run.seed)] = run.outcomes
             curves[(run.preset, run.seed)] = metric_series(run.records, "rollout/success_rate")
+            records.setdefault(run.preset, []).append(run.records)
     presets = args.presets.split(",") if args.presets else list(owner)
     unknown = [p for p in presets if p not in owner]
     if unknown:
@@ -72,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     print(pooled_episodes_table({k: v for k, v in outcomes.items() if k[0] in presets}, presets))
     print("\n### Sample efficiency: steps to a rollout success both presets reach\n")
     print(sample_efficiency_table({k: v for k, v in curves.items() if k[0] in presets}, presets))
+    if args.plots:
+        series = {p: records.get(p, []) for p in presets}
+        drawn = [f for f, (key, label) in OVERLAYS.items() if plot_overlay(series, key, label, args.plots / f)]
+        print(f"\nplots: {', '.join(str(args.plots / f) for f in drawn) or 'none (no finished run)'}")
     return 0
 
 

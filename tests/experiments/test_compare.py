@@ -616,10 +616,13 @@ def test_cross_sweep_pairs_presets_that_ran_in_separate_sweeps_of_one_setting(sw
         record["spec"]["presets"] = [preset]
         (part / "sweep.json").write_text(json.dumps(record))
         parts[preset] = part
-    assert cross_sweep.main([str(parts["grpo"]), str(parts["spear"])]) == 0
+    plots = tmp_path / "plots"
+    assert cross_sweep.main([str(parts["grpo"]), str(parts["spear"]), "--plots", str(plots)]) == 0
     text = capsys.readouterr().out
     assert "| spear | grpo | 2 |" in text  # gains, paired by seed across the two sweeps
     assert "| spear - grpo | 2 |" in text  # final evaluations pooled by episode
+    assert sorted(p.name for p in plots.iterdir()) == ["entropy.png", "success.png", "tool_calls.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots.iterdir())
     with pytest.raises(SystemExit, match="preset spear ran in both"):
         cross_sweep.main([str(parts["spear"]), str(out)])
     record = json.loads((parts["spear"] / "sweep.json").read_text())
