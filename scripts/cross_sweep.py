@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     print(sample_efficiency_table({k: v for k, v in curves.items() if k[0] in presets}, presets))
     if args.plots:
         series = {p: records.get(p, []) for p in presets}
-        drawn = [f for f, (key, label) in OVERLAYS.items() if plot_overlay(series, key, label, args.plots / f)]
+        drawn = [f for f, (k, label) in OVERLAYS.items() if plot_overlay(series, k, label, args.plots / f)]
         print(f"\nplots: {', '.join(str(args.plots / f) for f in drawn) or 'none (no finished run)'}")
     return 0
 
