@@ -379,18 +379,19 @@ def stability_table(summaries: Sequence[dict[str, Any]]) -> str:
         "|" + "---|" * 7,
     ]
     ordered = sorted(summaries, key=lambda s: (s["preset"], s["lr"], s["seed"]))
-    for s in ordered:
+    verdicts = [stability_verdict(s) for s in ordered]
+    for s, verdict in zip(ordered, verdicts, strict=True):
         low, high = s["paired_gain_low"], s["paired_gain_high"]
         lines.append(
             f"| {s['preset']} | {_lr(s['lr'])} | {s['seed']} | {100 * s['eval_before']:.1f}% -> "
             f"{100 * s['final_success']:.1f}% | {100 * s['paired_gain']:+.1f} ({100 * low:+.1f} to "
             f"{100 * high:+.1f}; {s['paired_p']:.2g}) | {s['entropy_start']:.3f} -> {s['entropy_end']:.3f} "
-            f"({s['entropy_end'] / s['entropy_start']:.2f}x) | {stability_verdict(s)} |"
+            f"({s['entropy_end'] / s['entropy_start']:.2f}x) | {verdict} |"
         )
     lines += ["", "| preset | lr | runs | broke |", "|---|---|---|---|"]
     cells = sorted({(s["preset"], s["lr"]) for s in ordered})
-    for preset, lr in cells:
-        runs = [s for s in ordered if (s["preset"], s["lr"]) == (preset, lr)]
-        broke = sum(stability_verdict(s) != "holds" for s in runs)
-        lines.append(f"| {preset} | {_lr(lr)} | {len(runs)} | {broke} |")
+    for cell in cells:
+        in_cell = [v for s, v in zip(ordered, verdicts, strict=True) if (s["preset"], s["lr"]) == cell]
+        broke = sum(v != "holds" for v in in_cell)
+        lines.append(f"| {cell[0]} | {_lr(cell[1])} | {len(in_cell)} | {broke} |")
     return "\n".join(lines)
