@@ -27,6 +27,9 @@ import sys
 from pathlib import Path
 
 from spear.experiments.evidence import (
+    BONUS_ON,
+    bonus_window,
+    bonus_window_table,
     diagnostics_table,
     gains_table,
     pooled_episodes_table,
@@ -88,10 +91,12 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
     diagnostics: dict[str, list] = {}
     outcomes: dict[tuple[str, int], dict] = {}
     curves: dict[tuple[str, int], list] = {}
+    records: dict[tuple[str, int], list] = {}
     for run in runs:
         diagnostics.setdefault(run.preset, []).append(run_diagnostics(run.records))
         outcomes[(run.preset, run.seed)] = run.outcomes
         curves[(run.preset, run.seed)] = metric_series(run.records, "rollout/success_rate")
+        records[(run.preset, run.seed)] = run.records
     section = "\n".join(
         [
             table.rstrip("\n"),
@@ -118,6 +123,17 @@ def sweep_section(sweep_dir: Path, docs_dir: Path) -> str:
             "",
         ]
     )
+    if bonus_window(records) is not None:
+        section += "\n".join(
+            [
+                "",
+                f"### {sweep_dir.name}: while the tool bonus is on "
+                f"(lambda_tool >= {BONUS_ON}; mean ± std over seeds)",
+                "",
+                bonus_window_table(records, spec.presets),
+                "",
+            ]
+        )
     (docs_dir / link / SECTION).write_text(section)
     return section
 

@@ -8,7 +8,8 @@ small-buffer variant beside ``sokoban-novice``'s spear) runs as its own sweep wi
 environment, steps, overrides and start. This pools the finished runs of the sweeps given
 and prints the tables ``scripts/build_results.py`` writes for one sweep
 (:mod:`spear.experiments.evidence`): gains paired by seed, final evaluations paired by
-episode and pooled over seeds, and steps to a rollout success both presets reach. Runs with
+episode and pooled over seeds, steps to a rollout success both presets reach, and (where a
+run has the tool bonus on) turns, tool calls and entropy while it is near full strength. Runs with
 the same seed start from the same weights and play the same task seeds, in any sweep of
 the same setting, so the pairing holds across sweeps; the script refuses sweeps whose
 setting differs, naming what differs. A preset that ran in two of the sweeps is an error
@@ -21,7 +22,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from spear.experiments.evidence import gains_table, pooled_episodes_table, sample_efficiency_table
+from spear.experiments.evidence import (
+    BONUS_ON,
+    bonus_window,
+    bonus_window_table,
+    gains_table,
+    pooled_episodes_table,
+    sample_efficiency_table,
+)
 from spear.experiments.report import OVERLAYS, metric_series, plot_overlay, read_finished_runs, run_summary
 from spear.experiments.sweep import read_sweep
 
@@ -39,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summaries: list[dict] = []
     outcomes: dict[tuple[str, int], dict] = {}
-    curves: dict[tuple[str, int], list] = {}
-    records: dict[str, list[list[dict]]] = {}
+    records: dict[tuple[str, int], list[dict]] = {}
     first, first_record = read_sweep(args.sweeps[0])
     owner: dict[str, Path] = {}
     for sweep in args.sweeps:
@@ -60,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in read_finished_runs(spec, sweep):
             summaries.append(run_summary(run))
             outcomes[(run.preset, run.seed)] = run.outcomes
-            curves[(run.preset, run.seed)] = metric_series(run.records, "rollout/success_rate")
-            records.setdefault(run.preset, []).append(run.records)
+            records[(run.preset, run.seed)] = run.records
     presets = args.presets.split(",") if args.presets else list(owner)
     unknown = [p for p in presets if p not in owner]
     if unknown:
@@ -75,9 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     print("\n### Final eval success, paired by episode and pooled over seeds\n")
     print(pooled_episodes_table({k: v for k, v in outcomes.items() if k[0] in presets}, presets))
     print("\n### Sample efficiency: steps to a rollout success both presets reach\n")
-    print(sample_efficiency_table({k: v for k, v in curves.items() if k[0] in presets}, presets))
+    records = {k: v for k, v in records.items() if k[0] in presets}
+    curves = {k: metric_series(v, "rollout/success_rate") for k, v in records.items()}
+    print(sample_efficiency_table(curves, presets))
+    if bonus_window(records) is not None:
+        print(f"\n### While the tool bonus is on (lambda_tool >= {BONUS_ON}; mean ± std over seeds)\n")
+        print(bonus_window_table(records, presets))
     if args.plots:
-        series = {p: records.get(p, []) for p in presets}
+        series = {p: [v for k, v in sorted(records.items()) if k[0] == p] for p in presets}
         drawn = [f for f, (k, label) in OVERLAYS.items() if plot_overlay(series, k, label, args.plots / f)]
         print(f"\nplots: {', '.join(str(args.plots / f) for f in drawn) or 'none (no finished run)'}")
     return 0

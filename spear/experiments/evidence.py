@@ -332,6 +332,95 @@ def sample_efficiency_table(
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- tool bonus
+# Issue 36 item 1's measure, set down before the arms ran (docs/results_notes.md): what the
+# agent does while the tool bonus is near full strength (lambda_tool >= BONUS_ON; spec 3.1),
+# against arms without the bonus over the same steps. The paper has turns (tool calls) and
+# entropy rise early under the bonus.
+BONUS_ON = 0.85
+WINDOW_MEASURES = (
+    ("rollout/turns", "turns / episode", 2),
+    ("rollout/tool_calls", "tool calls / episode", 2),
+    ("actor/entropy", "token entropy", 3),
+)
+
+
+def bonus_window(
+    records: dict[tuple[str, int], list[dict[str, Any]]], threshold: float = BONUS_ON
+) -> range | None:
+    """The training steps from the first to the last at which any run logs ``schedule/lambda_tool``
+    at or above ``threshold`` (the runs of one setting share their step numbers); None when no
+    run has the tool bonus on that strongly."""
+    steps = [
+        r["step"]
+        for run in records.values()
+        for r in run
+        if "rollout/success_rate" in r and r.get("schedule/lambda_tool", 0.0) >= threshold
+    ]
+    return range(min(steps), max(steps) + 1) if steps else None
+
+
+def least_squares_slope(points: Sequence[tuple[float, float]]) -> float:
+    """Slope of the least-squares line through (x, y) points (at least two distinct x)."""
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    if sxx == 0:
+        raise ValueError("a slope needs at least two distinct x")
+    return sum((x - mx) * (y - my) for x, y in points) / sxx
+
+
+def _mean_sd(values: Sequence[float], digits: int, sign: bool = False) -> str:
+    if not values:
+        return "n/a"
+    text = _fmt(statistics.fmean(values), 1.0, digits, sign)
+    return text if len(values) < 2 else f"{text} ± {statistics.stdev(values):.{digits}f}"
+
+
+def bonus_window_table(
+    records: dict[tuple[str, int], list[dict[str, Any]]],
+    presets: Sequence[str],
+    threshold: float = BONUS_ON,
+) -> str:
+    """Markdown: per preset (mean ± std over its seeds), for each of turns, tool calls and token
+    entropy, the mean over :func:`bonus_window`'s steps, its change per step over them (the
+    least-squares slope: positive = rising while the bonus is on) and the mean after them.
+    ``records`` maps (preset, seed) to the run's ``metrics.jsonl`` lines; every preset is
+    measured over the same steps, with or without the bonus."""
+    window = bonus_window(records, threshold)
+    if window is None:
+        raise ValueError(
+            f"no run logs schedule/lambda_tool >= {threshold}: none of these runs has the tool bonus on"
+        )
+    head = [
+        f"{label}: steps {window[0]}-{window[-1]} | change / step | after" for _, label, _ in WINDOW_MEASURES
+    ]
+    lines = [f"| preset | seeds | {' | '.join(head)} |", "|" + "---|" * (2 + 3 * len(WINDOW_MEASURES))]
+    for preset in presets:
+        runs = [run for (p, _), run in sorted(records.items()) if p == preset]
+        cells = []
+        for key, _, digits in WINDOW_MEASURES:
+            inside, slopes, after = [], [], []
+            for run in runs:
+                series = [
+                    (r["step"], r[key]) for r in run if "rollout/success_rate" in r and r.get(key) is not None
+                ]
+                during = [(t, v) for t, v in series if t in window]
+                if len(during) >= 2:
+                    inside.append(statistics.fmean(v for _, v in during))
+                    slopes.append(least_squares_slope(during))
+                later = [v for t, v in series if t > window[-1]]
+                if later:
+                    after.append(statistics.fmean(later))
+            cells += [
+                _mean_sd(inside, digits),
+                _mean_sd(slopes, digits + 1, sign=True),
+                _mean_sd(after, digits),
+            ]
+        lines.append(f"| {preset} | {len(runs)} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- stability
 # Issue 36 item 5's rule, set down before the lr sweeps ran (docs/results_notes.md): a run
 # breaks when its final held-out success is significantly below its start (exact McNemar, paired

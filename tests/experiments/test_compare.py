@@ -311,6 +311,8 @@ def test_build_results_writes_a_deterministic_results_page(sweep, tmp_path):
         assert f"(results/cmp/{name})" in text
     assert "(results/cmp/runs.csv)" in text and (assets / "runs.csv").is_file()
     assert "paired by episode and pooled over seeds" in text and "| spear - grpo | 2 | 4 |" in text
+    # 3 steps: lambda_tool is 0.75 at step 1, never near full strength, so no bonus section
+    assert "while the tool bonus is on" not in text
     (tmp_path / "docs" / "results" / "old-sweep").mkdir()
     build_results.main([str(out), "--out", str(page)])
     assert page.read_text() == text  # regenerated identically, and nothing stale is left
@@ -644,3 +646,17 @@ def test_stability_reads_the_archived_lr_tuning_by_the_rule_set_down(capsys):
     assert rows[6].endswith("| success falls, entropy runs away |")
     with pytest.raises(SystemExit, match="neither a run folder"):
         stability.main([str(archive / "runs")])
+
+
+def test_cross_sweep_measures_the_archived_math_sweep_while_the_tool_bonus_is_on(capsys):
+    """sweeps/math-toolshy-30 (docs/results_notes.md, item 1 on math): over steps 1-7, where
+    spear's lambda_tool >= 0.85, tool calls rise alike with and without the bonus."""
+    archive = Path(__file__).resolve().parents[2] / "sweeps" / "math-toolshy-30"
+    assert load_script("cross_sweep").main([str(archive), "--presets", "spear,spear-no-tool-reward"]) == 0
+    bonus = capsys.readouterr().out.split("While the tool bonus is on")[1]
+    assert "tool calls / episode: steps 1-7" in bonus
+    rows = [line for line in bonus.splitlines() if line.startswith("| spear")]
+    assert rows[0].startswith(
+        "| spear | 3 | 1.00 ± 0.00 | -0.001 ± 0.002 | 1.00 ± 0.00 | 0.24 ± 0.02 | +0.034 ± 0.006 |"
+    )
+    assert rows[1].startswith("| spear-no-tool-reward | 3 | 1.00 ± 0.00 |")

@@ -3,7 +3,10 @@
 import pytest
 
 from spear.experiments.evidence import (
+    bonus_window,
+    bonus_window_table,
     gains_table,
+    least_squares_slope,
     paired_difference,
     pairs_for,
     pooled_episodes_table,
@@ -264,3 +267,53 @@ def test_stability_table_rows_and_counts():
     assert table[4].startswith("| spear | 5e-4 | 101 | 25.0% -> 7.4% | -17.6 (-22.6 to -12.6; 6e-09) |")
     assert table[4].endswith("| success falls |")
     assert table[-2:] == ["| grpo | 1e-4 | 1 | 0 |", "| spear | 5e-4 | 2 | 1 |"]
+
+
+def window_run(lambdas, turns=None, entropy=None):
+    """metrics.jsonl lines of a run: an eval line at step 0, then one line per training step."""
+    lines = [{"step": 0, "eval/success_rate": 0.2, "schedule/lambda_tool": 1.0}]
+    for i, lam in enumerate(lambdas):
+        line = {"step": i + 1, "rollout/success_rate": 0.1, "schedule/lambda_tool": lam}
+        if turns:
+            line["rollout/turns"] = turns[i]
+        if entropy:
+            line["actor/entropy"] = entropy[i]
+        lines.append(line)
+    return lines
+
+
+def test_least_squares_slope():
+    assert least_squares_slope([(1, 2.0), (2, 3.0), (3, 4.0)]) == pytest.approx(1.0)
+    assert least_squares_slope([(1, 1.0), (2, 3.0), (3, 2.0)]) == pytest.approx(0.5)  # (-1*-1 + 1*0)/2
+    with pytest.raises(ValueError, match="two distinct x"):
+        least_squares_slope([(1, 1.0), (1, 2.0)])
+
+
+def test_bonus_window_table_measures_each_preset_over_the_bonus_steps():
+    decay = [1.0, 0.95, 0.9, 0.8, 0.5]  # lambda_tool >= 0.85 on steps 1-3
+    records = {
+        ("spear", 0): window_run(decay, turns=[2, 3, 4, 5, 6], entropy=[0.1] * 5),
+        ("spear", 1): window_run(decay, turns=[4, 4, 4, 4, 4], entropy=[0.1] * 5),
+        ("spear-no-tool-reward", 0): window_run(
+            [0.0] * 5, turns=[1, 1, 1, 1, 1], entropy=[0.3, 0.2, 0.1, 0.1, 0.1]
+        ),
+    }
+    assert bonus_window(records) == range(1, 4)  # the eval line at step 0 does not count
+    table = bonus_window_table(records, ["spear", "spear-no-tool-reward"]).splitlines()
+    assert table[0].startswith("| preset | seeds | turns / episode: steps 1-3 | change / step | after |")
+    # turns: window means 3 and 4, slopes 1 and 0, after (5 + 6) / 2 and 4; tool calls not logged
+    assert table[2] == (
+        "| spear | 2 | 3.50 ± 0.71 | +0.500 ± 0.707 | 4.75 ± 1.06 | n/a | n/a | n/a "
+        "| 0.100 ± 0.000 | +0.0000 ± 0.0000 | 0.100 ± 0.000 |"
+    )
+    assert (
+        table[3]
+        == "| spear-no-tool-reward | 1 | 1.00 | +0.000 | 1.00 | n/a | n/a | n/a | 0.200 | -0.1000 | 0.100 |"
+    )
+
+
+def test_bonus_window_says_when_no_run_has_the_bonus():
+    records = {("drbot", 0): window_run([0.0, 0.0], turns=[1, 1])}
+    assert bonus_window(records) is None
+    with pytest.raises(ValueError, match="none of these runs has the tool bonus on"):
+        bonus_window_table(records, ["drbot"])
