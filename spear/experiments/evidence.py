@@ -484,3 +484,41 @@ def stability_table(summaries: Sequence[dict[str, Any]]) -> str:
         broke = sum(v != "holds" for v in in_cell)
         lines.append(f"| {cell[0]} | {_lr(cell[1])} | {len(in_cell)} | {broke} |")
     return "\n".join(lines)
+
+
+def stability_gaps_table(
+    summaries: Sequence[dict[str, Any]],
+    outcomes: dict[tuple[str, float, int], Outcomes],
+    method: str = "spear",
+) -> str:
+    """Markdown: at each lr, ``method`` against every other preset that ran there, over the
+    seeds both ran: their final held-out success (mean over those seeds) and method - base
+    pooled over the seeds and paired by episode (:func:`pooled_gain`). ``outcomes`` maps
+    (preset, lr, seed) to a run's final evaluation outcomes."""
+    lines = [
+        f"| lr | base | seeds | final, {method} | final, base "
+        f"| {method} - base, points (95% CI) | McNemar p |",
+        "|" + "---|" * 7,
+    ]
+    by_cell: dict[tuple[str, float], dict[int, dict[str, Any]]] = {}
+    for s in summaries:
+        by_cell.setdefault((s["preset"], s["lr"]), {})[s["seed"]] = s
+    for lr in sorted({lr for _, lr in by_cell}):
+        ours = by_cell.get((method, lr), {})
+        for base in sorted(p for p, cell_lr in by_cell if cell_lr == lr and p != method):
+            seeds = sorted(set(ours) & set(by_cell[(base, lr)]))
+            gain = pooled_gain([(outcomes.get((base, lr, k)), outcomes.get((method, lr, k))) for k in seeds])
+            if gain is None:
+                continue
+            finals = [
+                statistics.fmean(by_cell[(p, lr)][k]["final_success"] for k in seeds) for p in (method, base)
+            ]
+            low, high = gain.ci
+            lines.append(
+                f"| {_lr(lr)} | {base} | {', '.join(map(str, seeds))} | {100 * finals[0]:.1f}% "
+                f"| {100 * finals[1]:.1f}% | {100 * gain.gain:+.1f} ({100 * low:+.1f} to {100 * high:+.1f}) "
+                f"| {gain.p_value:.2g} |"
+            )
+    if len(lines) == 2:
+        lines.append(f"| no lr where {method} and another preset ran the same seed | | | | | | |")
+    return "\n".join(lines)

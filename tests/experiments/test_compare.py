@@ -640,10 +640,19 @@ def test_stability_reads_the_archived_lr_tuning_by_the_rule_set_down(capsys):
     stability = load_script("stability")
     archive = Path(__file__).resolve().parents[2] / "sweeps" / "tune-novice-lr"
     assert stability.main([str(archive)]) == 0
-    rows = capsys.readouterr().out.splitlines()
+    verdicts, gaps = capsys.readouterr().out.split("\n\n| lr | base |")
+    rows = verdicts.splitlines()
     assert rows[-3:] == ["| drbot | 1e-4 | 2 | 0 |", "| drbot | 3e-4 | 2 | 0 |", "| drbot | 5e-4 | 2 | 2 |"]
     assert "| drbot | 5e-4 | 100 | 27.0% -> 0.0% |" in rows[6]
     assert rows[6].endswith("| success falls, entropy runs away |")
+    assert "no lr where spear and another preset ran the same seed" in gaps
+    # beside spear's runs at 3e-4 (sweeps/stability-lr3e-4), paired by episode over seeds 100-101
+    assert stability.main([str(archive), str(archive.parent / "stability-lr3e-4")]) == 0
+    out = capsys.readouterr().out
+    assert "| 3e-4 | drbot | 100, 101 | 28.7% | 23.6% | +5.1 (+0.7 to +9.5) | 0.03 |" in out
+    assert "| 3e-4 | grpo | 100, 101 | 28.7% | 0.0% |" in out
+    with pytest.raises(SystemExit, match="sokoban-novice/runs/drbot-seed0 evaluates"):
+        stability.main([str(archive), str(archive.parent / "sokoban-novice")])  # other held-out tasks
     with pytest.raises(SystemExit, match="neither a run folder"):
         stability.main([str(archive / "runs")])
 

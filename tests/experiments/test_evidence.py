@@ -15,6 +15,7 @@ from spear.experiments.evidence import (
     run_diagnostics,
     sample_efficiency_table,
     smoothed,
+    stability_gaps_table,
     stability_table,
     stability_verdict,
     start_gains_table,
@@ -317,3 +318,30 @@ def test_bonus_window_says_when_no_run_has_the_bonus():
     assert bonus_window(records) is None
     with pytest.raises(ValueError, match="none of these runs has the tool bonus on"):
         bonus_window_table(records, ["drbot"])
+
+
+def test_stability_gaps_table_pools_the_seeds_both_presets_ran_at_each_lr():
+    def won(*wins):
+        return {"won": [bool(w) for w in wins], "failed": [False] * len(wins)}
+
+    outcomes = {
+        ("spear", 5e-4, 100): won(1, 1, 0, 0),
+        ("drbot", 5e-4, 100): won(1, 0, 0, 0),
+        ("spear", 5e-4, 101): won(0, 1, 1, 0),
+        ("drbot", 5e-4, 101): won(0, 1, 0, 0),
+        ("drbot", 1e-4, 100): won(1, 1, 1, 1),  # spear did not run at 1e-4: no row
+    }
+    runs = [
+        stability_summary("spear", 5e-4, 100, 0.25, 1.0),
+        stability_summary("drbot", 5e-4, 100, 0.0, 1.0),
+        stability_summary("spear", 5e-4, 101, 0.25, 1.0),
+        stability_summary("drbot", 5e-4, 101, 0.0, 1.0),
+        stability_summary("drbot", 1e-4, 100, 0.75, 1.0),
+    ]
+    table = stability_gaps_table(runs, outcomes).splitlines()
+    assert len(table) == 3
+    # pooled: spear 4 of 8, drbot 2 of 8; 2 episodes won by spear only, none by drbot only:
+    # exact McNemar p = 2 x 0.5^2 = 0.5
+    assert table[2].startswith("| 5e-4 | drbot | 100, 101 | 50.0% | 25.0% | +25.0 (")
+    assert table[2].endswith("| 0.5 |")
+    assert stability_gaps_table(runs[4:], outcomes).splitlines()[2].startswith("| no lr where spear")
