@@ -174,6 +174,14 @@ def gains_table(summaries: Sequence[dict[str, Any]], presets: Sequence[str], env
     return "\n".join(lines)
 
 
+def significant_move(summary: dict[str, Any], alpha: float = 0.05) -> int:
+    """+1 / -1 when a run's final held-out success is significantly above / below its start
+    (``paired_gain`` and its exact McNemar ``paired_p`` < ``alpha``, paired by episode), else 0."""
+    if summary["paired_p"] >= alpha or summary["paired_gain"] == 0:
+        return 0
+    return 1 if summary["paired_gain"] > 0 else -1
+
+
 def start_gains_table(
     summaries: Sequence[dict[str, Any]], presets: Sequence[str], alpha: float = 0.05
 ) -> str:
@@ -189,8 +197,8 @@ def start_gains_table(
     for preset in presets:
         runs = [s for s in summaries if s["preset"] == preset]
         paired = [s for s in runs if s.get("paired_p") is not None]
-        up = sum(1 for s in paired if s["paired_p"] < alpha and s["paired_gain"] > 0)
-        down = sum(1 for s in paired if s["paired_p"] < alpha and s["paired_gain"] < 0)
+        moves = [significant_move(s, alpha) for s in paired]
+        up, down = moves.count(1), moves.count(-1)
         mean = statistics.fmean(s["paired_gain"] for s in paired) if paired else None
         lines.append(
             f"| {preset} | {len(runs)} | {_fmt(mean, 100.0, 1, sign=True)} | {up} | {down} "
@@ -443,7 +451,7 @@ def stability_verdict(summary: dict[str, Any]) -> str:
             f"{summary.get('run_dir', 'this run')} lacks {', '.join(missing)}"
         )
     reasons = []
-    if summary["paired_gain"] < 0 and summary["paired_p"] < BREAK_P:
+    if significant_move(summary, BREAK_P) == -1:
         reasons.append("success falls")
     start, end = summary["entropy_start"], summary["entropy_end"]
     if end > ENTROPY_RUNAWAY * start:

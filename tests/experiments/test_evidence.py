@@ -14,6 +14,7 @@ from spear.experiments.evidence import (
     ratio_of_means,
     run_diagnostics,
     sample_efficiency_table,
+    significant_move,
     smoothed,
     stability_gaps_table,
     stability_table,
@@ -345,3 +346,11 @@ def test_stability_gaps_table_pools_the_seeds_both_presets_ran_at_each_lr():
     assert table[2].startswith("| 5e-4 | drbot | 100, 101 | 50.0% | 25.0% | +25.0 (")
     assert table[2].endswith("| 0.5 |")
     assert stability_gaps_table(runs[4:], outcomes).splitlines()[2].startswith("| no lr where spear")
+
+
+@pytest.mark.parametrize(
+    ("gain", "p", "move"),
+    [(0.1, 0.01, 1), (-0.1, 0.01, -1), (-0.1, 0.05, 0), (0.1, 0.2, 0), (0.0, 0.0, 0)],
+)
+def test_significant_move_needs_p_below_alpha(gain, p, move):
+    assert significant_move({"paired_gain": gain, "paired_p": p}) == move
