@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seed": int(config["seed"]),
             }
         )
-        key = (config["preset"], float(config["actor"]["lr"]), int(config["seed"]))
+        key = tuple(summaries[-1][k] for k in ("preset", "lr", "seed"))
         if key in outcomes:
             raise SystemExit(f"two runs of {key[0]} at lr {key[1]} with seed {key[2]}: {run} and another")
         outcomes[key] = run_outcomes.get("after")

@@ -14,6 +14,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from spear.experiments.report import mean_std, metric_series
 from spear.trainer.evaluate import PairedGain, concat_outcomes, paired_gain
 
 # (method, base) pairs of the paper's tables, and a labelled variant of one against its base
@@ -360,10 +361,10 @@ def bonus_window(
     at or above ``threshold`` (the runs of one setting share their step numbers); None when no
     run has the tool bonus on that strongly."""
     steps = [
-        r["step"]
+        step
         for run in records.values()
-        for r in run
-        if "rollout/success_rate" in r and r.get("schedule/lambda_tool", 0.0) >= threshold
+        for step, weight in metric_series(run, "schedule/lambda_tool")
+        if weight >= threshold
     ]
     return range(min(steps), max(steps) + 1) if steps else None
 
@@ -379,10 +380,9 @@ def least_squares_slope(points: Sequence[tuple[float, float]]) -> float:
 
 
 def _mean_sd(values: Sequence[float], digits: int, sign: bool = False) -> str:
-    if not values:
-        return "n/a"
-    text = _fmt(statistics.fmean(values), 1.0, digits, sign)
-    return text if len(values) < 2 else f"{text} ± {statistics.stdev(values):.{digits}f}"
+    mean, std = mean_std(values)
+    text = _fmt(mean, 1.0, digits, sign)
+    return text if std is None else f"{text} ± {std:.{digits}f}"
 
 
 def bonus_window_table(
@@ -410,9 +410,7 @@ def bonus_window_table(
         for key, _, digits in WINDOW_MEASURES:
             inside, slopes, after = [], [], []
             for run in runs:
-                series = [
-                    (r["step"], r[key]) for r in run if "rollout/success_rate" in r and r.get(key) is not None
-                ]
+                series = metric_series(run, key)
                 during = [(t, v) for t, v in series if t in window]
                 if len(during) >= 2:
                     inside.append(statistics.fmean(v for _, v in during))
