@@ -319,12 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     from spear.models.local import ModelPathError
     from spear.models.shipped import StartingPolicyError
     from spear.trainer.failures import EpisodeFailureError
-    from spear.trainer.interrupt import TrainingInterrupted
+    from spear.trainer.interrupt import SigtermAsInterrupt, TrainingInterrupted
 
     hf_logging.disable_progress_bar()  # our own bars show progress; HF's save/load bars are noise
     try:
         _set_threads(args.threads)
-        return args.func(args)
+        with SigtermAsInterrupt():
+            return args.func(args)
     except ConfigError as exc:
         print(f"spear: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -255,29 +255,62 @@ def _start_worker(threads: int, hf_progress_bars: bool) -> None:
 
     An idle worker ignores Ctrl-C: a terminal sends it to the whole process group, and a
     worker waiting for its next run would otherwise die with a traceback. A running one
-    takes it as the trainer does (:func:`_run_in_worker`).
+    takes it as the trainer does (:func:`_run_in_worker`). SIGTERM acts as Ctrl-C
+    (:class:`~spear.trainer.interrupt.SigtermAsInterrupt`; the parent forwards its own), and
+    a worker whose parent dies (SIGKILL, a crash) stops itself (:func:`_stop_when_orphaned`)
+    instead of training on as an orphan.
     """
+    import multiprocessing
     import signal
 
     import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from transformers.utils import logging as hf_logging
 
+    from spear.trainer.interrupt import SigtermAsInterrupt
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    SigtermAsInterrupt().__enter__()  # for the worker's lifetime: there is no block to scope it
+    parent = multiprocessing.parent_process()
+    threading.Thread(target=_stop_when_orphaned, args=(parent.sentinel,), daemon=True).start()
     torch.set_num_threads(threads)
     if not hf_progress_bars:
         hf_logging.disable_progress_bar()
+
+
+_TRAINING = threading.Lock()  # held by a pool worker while a run trains (_run_in_worker)
+
+
+def _stop_when_orphaned(parent_sentinel: int) -> None:
+    """Wait for the parent process to end, then end this worker: a run in progress first
+    gets SIGTERM (handled in the main thread, where it trains) and stops at a step boundary
+    with its checkpoint. An idle worker ends at once: it would wait for work forever, since
+    its siblings hold the pool's queue open."""
+    import os
+    import signal
+    import sys
+    from multiprocessing.connection import wait
+
+    wait([parent_sentinel])
+    os.kill(os.getpid(), signal.SIGTERM)
+    with _TRAINING:
+        sys.stderr.flush()
+        os._exit(1)  # no interpreter shutdown: it would wait for the pool's queue threads
 
 
 def _run_in_worker(plan: RunPlan) -> dict[str, Any]:
     """``run_one`` in a pool worker, with Ctrl-C handled as in a foreground run while it
     trains: the run stops at a step boundary and its ``TrainingInterrupted`` comes back
     to the parent as the future's exception."""
+    import multiprocessing
     import signal
 
+    # the handler first: a SIGTERM from _stop_when_orphaned after the check below must stop the run
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return run_one(plan)
+        with _TRAINING:
+            if not multiprocessing.parent_process().is_alive():
+                raise KeyboardInterrupt  # orphaned: start no run (the watcher ends this worker)
+            return run_one(plan)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -304,7 +337,8 @@ def _run_all(plans: list[RunPlan], jobs: int) -> Iterator[tuple[RunPlan, dict[st
             yield futures[future], future.result()
     finally:
         # on Ctrl-C (or a failed run) start no queued run; the running ones got the same
-        # Ctrl-C and stop at their next step boundary, which is waited for
+        # Ctrl-C (from the terminal, or SIGTERM forwarded by the CLI's handler) and stop at
+        # their next step boundary, which is waited for
         pool.shutdown(wait=True, cancel_futures=True)
 
 

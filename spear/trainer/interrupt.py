@@ -12,10 +12,15 @@ A training step has two phases (:meth:`spear.trainer.loop.Trainer.fit`):
 
 :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) then carries what was kept; the CLI
 prints one line on how to resume and exits with code 130.
+
+SIGTERM (``kill``, a scheduler pre-empting a job) takes the same path as a first Ctrl-C
+(:class:`SigtermAsInterrupt`), so a killed run also keeps its last completed step.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -93,3 +98,45 @@ class InterruptGuard:
             )
             return
         raise KeyboardInterrupt
+
+
+class SigtermAsInterrupt:
+    """For the duration of a ``with`` block (main thread only), SIGTERM acts as a first
+    Ctrl-C: whatever SIGINT does at that moment (:class:`InterruptGuard` holding a step,
+    Python's ``KeyboardInterrupt``, or nothing where SIGINT is ignored) happens.
+
+    It is first forwarded to this process's multiprocessing children: a terminal's Ctrl-C
+    reaches a whole process group, but ``kill PID`` reaches the parent of ``spear compare
+    --jobs N`` alone, and its runs would otherwise train on as orphans. Repeats are ignored,
+    because one graceful stop is enough and a worker may get the signal twice (from a group
+    kill and forwarded); a second Ctrl-C or SIGKILL still stops at once. Where SIGINT is
+    ignored (an idle sweep worker) SIGTERM is too: an idle worker that died would break the
+    pool and take the running ones down before their checkpoints.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous: Any = None
+
+    def __enter__(self) -> SigtermAsInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        on_sigint = signal.getsignal(signal.SIGINT)
+        if self.received or on_sigint == signal.SIG_IGN:
+            return
+        self.received = True
+        print("\nspear: SIGTERM: stopping as on Ctrl-C", file=sys.stderr, flush=True)
+        for child in multiprocessing.active_children():
+            os.kill(child.pid, signal.SIGTERM)
+        if callable(on_sigint):
+            on_sigint(signal.SIGINT, frame)
+        else:  # SIG_DFL, or a handler installed outside Python
+            raise KeyboardInterrupt

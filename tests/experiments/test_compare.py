@@ -5,9 +5,14 @@ runs' own metrics.jsonl, plots, spec checks, and docs/RESULTS.md generation."""
 import csv
 import importlib.util
 import json
+import os
 import shlex
 import shutil
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,7 @@ from spear.envs import make
 from spear.experiments.compare import cold_start_config, compare, plan_runs, start_model
 from spear.experiments.sweep import read_sweep, sweep_spec
 from spear.models.local import ModelPathError
+from spear.trainer.checkpoint import latest_checkpoint
 from spear.trainer.config import ConfigError, load_config
 from spear.trainer.loop import Trainer
 
@@ -505,45 +511,74 @@ def test_paired_runs_pairs_the_same_run_of_two_sweeps_episode_by_episode(tmp_pat
         paired_runs.main([str(tmp_path / "A"), str(tmp_path / "B")])
 
 
-def test_ctrl_c_in_a_parallel_sweep_then_the_same_command_finishes_it_bit_exact(tmp_path):
-    """Ctrl-C in a terminal reaches the whole process group: `spear compare --jobs 2` stops
-    its running runs at a step boundary (each keeps its last completed step) and exits 130
-    with the command to run again; that command finishes every run with the metrics of an
-    uninterrupted sweep."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+PARALLEL = ["compare", "--env", "parity_env:ParityEnv", "--presets", "grpo,spear", "--seeds", "1"]
+PARALLEL += ["--steps", "4", "--quiet", "--threads", "1", *MICRO]
+PARALLEL_RUNS = ("grpo-seed0", "spear-seed0")
 
-    args = ["compare", "--env", "parity_env:ParityEnv", "--presets", "grpo,spear", "--seeds", "1"]
-    args += ["--steps", "4", "--quiet", "--threads", "1", *MICRO]
-    runs = ("grpo-seed0", "spear-seed0")
+
+@pytest.fixture(scope="module")
+def straight_sweep(tmp_path_factory):
+    """The parallel-stop tests' sweep, uninterrupted and in one process."""
+    out = tmp_path_factory.mktemp("straight")
+    assert main([*PARALLEL, "--jobs", "1", "--out", str(out)]) == 0
+    return out
+
+
+def group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c to the group", "SIGTERM to the parent", "SIGKILL to the parent"])
+def test_a_stopped_parallel_sweep_keeps_its_steps_and_the_same_command_finishes_it_bit_exact(
+    tmp_path, straight_sweep, stop
+):
+    """However `spear compare --jobs 2` is stopped, its running runs stop at a step boundary
+    with the checkpoint of their last completed step, and no worker trains on. A terminal's
+    Ctrl-C reaches the whole process group; `kill PID` reaches the parent alone, which
+    forwards it and exits 130 as on Ctrl-C; SIGKILL gives the parent no say, and its
+    orphaned workers stop themselves. The same command then finishes every run with the
+    metrics of an uninterrupted sweep."""
     out = tmp_path / "interrupted"
-    command = [sys.executable, "-m", "spear.cli", *args, "--jobs", "2", "--out", str(out)]
+    command = [sys.executable, "-m", "spear.cli", *PARALLEL, "--jobs", "2", "--out", str(out)]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "support"), *sys.path]),
     }
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    logs = [out / "runs" / run / "metrics.jsonl" for run in runs]
+    logs = [out / "runs" / run / "metrics.jsonl" for run in PARALLEL_RUNS]
     deadline = time.monotonic() + 240
     while not all(log.is_file() and '"step": 2' in log.read_text() for log in logs):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)
+    if stop == "ctrl-c to the group":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        os.kill(process.pid, signal.SIGTERM if stop == "SIGTERM to the parent" else signal.SIGKILL)
     _, err = process.communicate(timeout=240)
-    assert process.returncode == 130, err[-3000:]
-    assert "Traceback" not in err
-    assert "resume with: spear compare" in err.splitlines()[-1]
-    assert not all((out / "runs" / run / "summary.json").is_file() for run in runs), "nothing was interrupted"
+    deadline = time.monotonic() + 240
+    while group_alive(process.pid):  # the workers, which share the parent's process group
+        assert time.monotonic() < deadline, "a sweep worker trains on after its sweep was stopped"
+        time.sleep(0.1)
+    if stop == "SIGKILL to the parent":
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode == 130, err[-3000:]
+        assert "Traceback" not in err
+        assert "resume with: spear compare" in err.splitlines()[-1]
+    stopped = [run for run in PARALLEL_RUNS if not (out / "runs" / run / "summary.json").is_file()]
+    assert stopped, "nothing was interrupted"
+    for run in stopped:  # the last logged step is the checkpointed one: nothing half-done
+        last = metrics(out / "runs" / run)[-1]["step"]
+        assert latest_checkpoint(out / "runs" / run).name == f"step-{last:06d}"
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    reference = tmp_path / "straight"
-    assert main([*args, "--jobs", "1", "--out", str(reference)]) == 0
-    for run in runs:
-        got, expected = metrics(out / "runs" / run), metrics(reference / "runs" / run)
+    for run in PARALLEL_RUNS:
+        got, expected = metrics(out / "runs" / run), metrics(straight_sweep / "runs" / run)
         strip = [{k: v for k, v in row.items() if not k.startswith("time/")} for row in got]
         assert strip == [{k: v for k, v in row.items() if not k.startswith("time/")} for row in expected]
 
@@ -576,11 +611,6 @@ if __name__ == "__main__":
 def test_an_idle_sweep_worker_survives_ctrl_c(tmp_path):
     """A run that finished early leaves its pool worker waiting for work: a terminal's
     Ctrl-C reaches it too, and it must neither die nor print a traceback."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     script = tmp_path / "idle_pool.py"
     script.write_text(IDLE_POOL)
     process = subprocess.Popen(

@@ -1,6 +1,7 @@
 """Ctrl-C as a user meets it: ``spear train`` receives SIGINT at several points of a step,
 exits with code 130 and one line saying how to resume, and ``spear train --resume`` then
 continues to the same metrics and final weights as an uninterrupted run, bit for bit.
+SIGTERM takes the same path.
 
 The signal is the real one (``os.kill(getpid(), SIGINT)``), sent from inside the step by
 wrapping one internal function; production code knows nothing of the test.
@@ -154,6 +155,25 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_older_checkpoint(
     interrupted_then_resumed(
         base_model, tmp_path / "run", straight, monkeypatch, capsys, kept_step=2, lost=True
     )
+
+
+def test_sigterm_in_an_update_finishes_the_step_as_ctrl_c_does(
+    base_model, straight, tmp_path, monkeypatch, capsys
+):
+    """``kill PID`` (or a scheduler's pre-emption) takes the Ctrl-C path; a repeated SIGTERM
+    is not a second Ctrl-C, so the step still completes and nothing is lost."""
+    update = Trainer._update
+
+    def terminated(self, batch, step, *, replay, weight=1.0, epoch=0):
+        if step == 4 and not replay:
+            for _ in range(2):
+                os.kill(os.getpid(), signal.SIGTERM)
+        return update(self, batch, step, replay=replay, weight=weight, epoch=epoch)
+
+    monkeypatch.setattr(Trainer, "_update", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    interrupted_then_resumed(base_model, tmp_path / "run", straight, monkeypatch, capsys, kept_step=4)
+    assert signal.getsignal(signal.SIGTERM) is before  # the CLI restores what it replaced
 
 
 def test_ctrl_c_before_the_first_step_leaves_nothing_to_resume(base_model, tmp_path, monkeypatch, capsys):
