@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -200,7 +201,13 @@ def _job_failure(job: _Job, message: str) -> Any:
 def _worker_main(
     conn: Connection, factory: Callable[..., Env], options: dict[str, Any], slots: list[int]
 ) -> None:
-    """Worker process: build this shard's environments, then run job lists until told to stop."""
+    """Worker process: build this shard's environments, then run job lists until told to stop.
+
+    Ctrl-C and SIGTERM are left to the training process, which stops at a step boundary and
+    ends its workers through the pipe (or ``kill``): a terminal's Ctrl-C reaches the whole
+    process group, and a worker killed by it mid-evaluation would fail its episodes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         envs = {slot: factory(**options) for slot in slots}
     except BaseException as exc:

@@ -248,68 +248,74 @@ def _follow(bar: Any, plans: list[RunPlan], steps: int, every_s: float = 1.0) ->
         thread.join()
 
 
-def _start_worker(threads: int, hf_progress_bars: bool) -> None:
+def _start_worker(threads: int, hf_progress_bars: bool, stop: Any, no_more_runs: Any) -> None:
     """Give a spawned run process this process's torch thread count and HF progress-bar
     setting: a spawned process starts from defaults, so without this the CLI's choice to
     hide transformers' save/load bars would not reach the runs.
 
-    An idle worker ignores Ctrl-C: a terminal sends it to the whole process group, and a
-    worker waiting for its next run would otherwise die with a traceback. A running one
-    takes it as the trainer does (:func:`_run_in_worker`). SIGTERM acts as Ctrl-C
-    (:class:`~spear.trainer.interrupt.SigtermAsInterrupt`; the parent forwards its own), and
-    a worker whose parent dies (SIGKILL, a crash) stops itself (:func:`_stop_when_orphaned`)
-    instead of training on as an orphan.
+    An idle worker ignores Ctrl-C and SIGTERM: a terminal sends Ctrl-C to the whole process
+    group, and a worker waiting for its next run would otherwise die with a traceback (and a
+    dead worker breaks the pool, taking the running runs down before their checkpoints). A
+    running one takes them as the trainer does (:func:`_run_in_worker`). A thread stops the
+    worker's run when the parent asks (``stop``) or dies (:func:`_watch_parent`).
     """
     import multiprocessing
     import signal
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # first: a signal may come while torch imports
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import torch
     from transformers.utils import logging as hf_logging
 
-    from spear.trainer.interrupt import SigtermAsInterrupt
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    SigtermAsInterrupt().__enter__()  # for the worker's lifetime: there is no block to scope it
+    global _NO_MORE_RUNS
+    _NO_MORE_RUNS = no_more_runs
     parent = multiprocessing.parent_process()
-    threading.Thread(target=_stop_when_orphaned, args=(parent.sentinel,), daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(stop, parent.sentinel), daemon=True).start()
     torch.set_num_threads(threads)
     if not hf_progress_bars:
         hf_logging.disable_progress_bar()
 
 
 _TRAINING = threading.Lock()  # held by a pool worker while a run trains (_run_in_worker)
+_NO_MORE_RUNS: Any = None  # the sweep's event: the parent is stopping, start no queued run
 
 
-def _stop_when_orphaned(parent_sentinel: int) -> None:
-    """Wait for the parent process to end, then end this worker: a run in progress first
-    gets SIGTERM (handled in the main thread, where it trains) and stops at a step boundary
-    with its checkpoint. An idle worker ends at once: it would wait for work forever, since
-    its siblings hold the pool's queue open."""
+def _watch_parent(stop: Any, parent_sentinel: int) -> None:
+    """Wait until the parent sets ``stop`` (it got SIGTERM) or dies (SIGKILL, a crash), then
+    SIGTERM this worker: a run in progress stops at its next step boundary with its checkpoint
+    (the handler runs in the main thread, where it trains). Once the parent is gone, end the
+    worker as soon as no run trains: an idle worker would wait for work forever, since the
+    pool's queue stays open in the workers themselves."""
     import os
     import signal
     import sys
     from multiprocessing.connection import wait
 
-    wait([parent_sentinel])
+    while not stop.wait(timeout=1.0) and not wait([parent_sentinel], timeout=0):
+        pass
     os.kill(os.getpid(), signal.SIGTERM)
+    wait([parent_sentinel])  # a parent alive ends the pool itself
     with _TRAINING:
         sys.stderr.flush()
         os._exit(1)  # no interpreter shutdown: it would wait for the pool's queue threads
 
 
 def _run_in_worker(plan: RunPlan) -> dict[str, Any]:
-    """``run_one`` in a pool worker, with Ctrl-C handled as in a foreground run while it
-    trains: the run stops at a step boundary and its ``TrainingInterrupted`` comes back
-    to the parent as the future's exception."""
+    """``run_one`` in a pool worker, with Ctrl-C and SIGTERM handled as in a foreground run
+    while it trains: the run stops at a step boundary and its ``TrainingInterrupted`` comes
+    back to the parent as the future's exception. A run queued before the parent stopped or
+    died does not start."""
     import multiprocessing
     import signal
 
-    # the handler first: a SIGTERM from _stop_when_orphaned after the check below must stop the run
+    from spear.trainer.interrupt import SigtermAsInterrupt
+
+    # handlers before the check: a stop that comes after it must reach the run
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        with _TRAINING:
-            if not multiprocessing.parent_process().is_alive():
-                raise KeyboardInterrupt  # orphaned: start no run (the watcher ends this worker)
+        with SigtermAsInterrupt(), _TRAINING:
+            if _NO_MORE_RUNS.is_set() or not multiprocessing.parent_process().is_alive():
+                raise KeyboardInterrupt
             return run_one(plan)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -317,7 +323,11 @@ def _run_in_worker(plan: RunPlan) -> dict[str, Any]:
 
 def _run_all(plans: list[RunPlan], jobs: int) -> Iterator[tuple[RunPlan, dict[str, Any]]]:
     """``run_one`` of every plan, ``jobs`` at a time (in fresh processes when ``jobs > 1``,
-    set up by ``_start_worker``), yielding each summary as its run ends."""
+    set up by ``_start_worker``), yielding each summary as its run ends.
+
+    Ctrl-C in a terminal reaches every process of the group, so each running run stops by
+    itself; SIGTERM reaches this process alone, which passes it on through ``stop``.
+    """
     if jobs == 1:
         for plan in plans:
             yield plan, run_one(plan)
@@ -328,17 +338,27 @@ def _run_all(plans: list[RunPlan], jobs: int) -> Iterator[tuple[RunPlan, dict[st
     import torch
     from transformers.utils import logging as hf_logging
 
-    setup = (torch.get_num_threads(), hf_logging.is_progress_bar_enabled())
+    from spear.trainer.interrupt import SigtermAsInterrupt
+
     spawn = multiprocessing.get_context("spawn")  # a forked torch process can deadlock
+    stop, no_more_runs = spawn.Event(), spawn.Event()
+
+    def on_sigterm() -> None:
+        no_more_runs.set()
+        stop.set()
+
+    setup = (torch.get_num_threads(), hf_logging.is_progress_bar_enabled(), stop, no_more_runs)
     pool = ProcessPoolExecutor(jobs, mp_context=spawn, initializer=_start_worker, initargs=setup)
     try:
-        futures = {pool.submit(_run_in_worker, plan): plan for plan in plans}
-        for future in as_completed(futures):
-            yield futures[future], future.result()
+        with SigtermAsInterrupt(on_sigterm):
+            futures = {pool.submit(_run_in_worker, plan): plan for plan in plans}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
     finally:
-        # on Ctrl-C (or a failed run) start no queued run; the running ones got the same
-        # Ctrl-C (from the terminal, or SIGTERM forwarded by the CLI's handler) and stop at
-        # their next step boundary, which is waited for
+        # on Ctrl-C, SIGTERM or a failed run start no queued run (the pool queues one ahead,
+        # which cancel_futures cannot take back); the running ones stop at their next step
+        # boundary, which is waited for
+        no_more_runs.set()
         pool.shutdown(wait=True, cancel_futures=True)
 
 

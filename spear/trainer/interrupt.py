@@ -2,30 +2,34 @@
 
 A training step has two phases (:meth:`spear.trainer.loop.Trainer.fit`):
 
-* **clean**: rollout, behaviour log-probs, advantages, evaluations. Nothing the checkpoint
-  holds (weights, optimizer, buffer) changes, so a Ctrl-C stops at once and the state is
-  still that of the last completed step.
-* **held**: the optimizer steps, the replay update, the buffer's store, logging and the
-  step's checkpoint. A first Ctrl-C here is *held* until the step is complete (its
-  checkpoint is then written); a second one stops at once and the step is lost, the
-  newest checkpoint on disk staying what resumes.
+* **clean**: rollout, behaviour log-probs, advantages. Nothing the checkpoint holds
+  (weights, optimizer, buffer) changes, so a Ctrl-C stops at once and the state is still
+  that of the last completed step.
+* **held**: the optimizer steps, the replay update, the buffer's store, the mid-run
+  evaluation, logging and the step's checkpoint. A first Ctrl-C here is *held* until the
+  step is complete (its checkpoint is then written); a second one stops at once and the
+  step is lost, the newest checkpoint on disk staying what resumes.
 
 :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) then carries what was kept; the CLI
 prints one line on how to resume and exits with code 130.
 
-SIGTERM (``kill``, a scheduler pre-empting a job) takes the same path as a first Ctrl-C
-(:class:`SigtermAsInterrupt`), so a killed run also keeps its last completed step.
+SIGTERM (``kill``, a scheduler pre-empting a job) is a request to stop gracefully: a first
+one acts as a first Ctrl-C, and one arriving while a stop is already under way is ignored
+(a group kill may deliver it twice, or after a terminal's Ctrl-C), so stopping at once
+takes a second Ctrl-C or SIGKILL. :class:`InterruptGuard` handles it during training,
+:class:`SigtermAsInterrupt` around it (the CLI, a sweep's parent process).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -56,28 +60,43 @@ class TrainingInterrupted(KeyboardInterrupt):
         )
 
 
-class InterruptGuard:
-    """Installs a SIGINT handler for the duration of a ``with`` block (main thread only;
-    elsewhere Python's default applies) that holds the first Ctrl-C while :meth:`hold` is on.
+class _Handlers:
+    """Installs ``handlers`` ({signal number: handler}) for the duration of a ``with`` block,
+    in the main thread only (elsewhere Python's defaults apply), and restores the previous
+    ones, including one set outside Python (``signal.signal`` reports it as None)."""
+
+    def _handlers(self) -> dict[int, Any]:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in self._handlers().items():
+                self._previous[signum] = signal.signal(signum, handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        self._previous = {}
+
+
+class InterruptGuard(_Handlers):
+    """SIGINT and SIGTERM handlers for the duration of a ``with`` block that hold the first
+    Ctrl-C while :meth:`hold` is on.
 
     ``requested`` tells the loop that a held Ctrl-C is waiting; ``held`` whether the state
-    is part-way through a change (a ``KeyboardInterrupt`` raised then leaves it inconsistent).
+    is part-way through a change (a ``KeyboardInterrupt`` raised then leaves it inconsistent);
+    ``stopping`` that a ``KeyboardInterrupt`` was raised.
     """
 
     def __init__(self) -> None:
         self.requested = False
         self.held = False
-        self._previous: Any = None
+        self.stopping = False
 
-    def __enter__(self) -> InterruptGuard:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+    def _handlers(self) -> dict[int, Any]:
+        return {signal.SIGINT: self._on_sigint, signal.SIGTERM: self._on_sigterm}
 
     def hold(self) -> None:
         """The state starts changing: a first Ctrl-C waits for :meth:`release`."""
@@ -91,52 +110,42 @@ class InterruptGuard:
         if self.held and not self.requested:
             self.requested = True
             print(
-                "\nspear: Ctrl-C: finishing this step so its checkpoint is whole "
+                f"\nspear: {_NAMES[signum]}: finishing this step so its checkpoint is whole "
                 "(Ctrl-C again stops at once and loses the step)",
                 file=sys.stderr,
                 flush=True,
             )
             return
+        self.stopping = True
         raise KeyboardInterrupt
 
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        if not (self.requested or self.stopping):  # a stop under way is never hurried by SIGTERM
+            self._on_sigint(signum, frame)
 
-class SigtermAsInterrupt:
-    """For the duration of a ``with`` block (main thread only), SIGTERM acts as a first
-    Ctrl-C: whatever SIGINT does at that moment (:class:`InterruptGuard` holding a step,
-    Python's ``KeyboardInterrupt``, or nothing where SIGINT is ignored) happens.
 
-    It is first forwarded to this process's multiprocessing children: a terminal's Ctrl-C
-    reaches a whole process group, but ``kill PID`` reaches the parent of ``spear compare
-    --jobs N`` alone, and its runs would otherwise train on as orphans. Repeats are ignored,
-    because one graceful stop is enough and a worker may get the signal twice (from a group
-    kill and forwarded); a second Ctrl-C or SIGKILL still stops at once. Where SIGINT is
-    ignored (an idle sweep worker) SIGTERM is too: an idle worker that died would break the
-    pool and take the running ones down before their checkpoints.
-    """
+class SigtermAsInterrupt(_Handlers):
+    """A SIGTERM handler for the duration of a ``with`` block: the first SIGTERM acts as a
+    first Ctrl-C (whatever SIGINT does then: Python's ``KeyboardInterrupt``, or nothing where
+    SIGINT is ignored), after calling ``on_sigterm`` (a sweep's parent tells its workers to
+    stop, :func:`spear.experiments.compare._run_all`); a repeat is ignored. During training
+    :class:`InterruptGuard` takes over."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_sigterm: Callable[[], None] | None = None) -> None:
+        self.on_sigterm = on_sigterm
         self.received = False
-        self._previous: Any = None
 
-    def __enter__(self) -> SigtermAsInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+    def _handlers(self) -> dict[int, Any]:
+        return {signal.SIGTERM: self._on_sigterm}
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         on_sigint = signal.getsignal(signal.SIGINT)
         if self.received or on_sigint == signal.SIG_IGN:
             return
         self.received = True
-        print("\nspear: SIGTERM: stopping as on Ctrl-C", file=sys.stderr, flush=True)
-        for child in multiprocessing.active_children():
-            os.kill(child.pid, signal.SIGTERM)
+        if self.on_sigterm is not None:
+            self.on_sigterm()
         if callable(on_sigint):
             on_sigint(signal.SIGINT, frame)
-        else:  # SIG_DFL, or a handler installed outside Python
+        else:  # SIG_DFL, or a handler set outside Python
             raise KeyboardInterrupt

@@ -511,9 +511,9 @@ def test_paired_runs_pairs_the_same_run_of_two_sweeps_episode_by_episode(tmp_pat
         paired_runs.main([str(tmp_path / "A"), str(tmp_path / "B")])
 
 
-PARALLEL = ["compare", "--env", "parity_env:ParityEnv", "--presets", "grpo,spear", "--seeds", "1"]
+PARALLEL = ["compare", "--env", "parity_env:ParityEnv", "--presets", "grpo,spear,drbot", "--seeds", "1"]
 PARALLEL += ["--steps", "4", "--quiet", "--threads", "1", *MICRO]
-PARALLEL_RUNS = ("grpo-seed0", "spear-seed0")
+PARALLEL_RUNS = ("grpo-seed0", "spear-seed0", "drbot-seed0")
 
 
 @pytest.fixture(scope="module")
@@ -532,16 +532,18 @@ def group_alive(pgid):
     return True
 
 
-@pytest.mark.parametrize("stop", ["ctrl-c to the group", "SIGTERM to the parent", "SIGKILL to the parent"])
+@pytest.mark.parametrize(
+    "stop", ["ctrl-c to the group", "SIGTERM to the parent", "SIGTERM then SIGKILL to the parent"]
+)
 def test_a_stopped_parallel_sweep_keeps_its_steps_and_the_same_command_finishes_it_bit_exact(
     tmp_path, straight_sweep, stop
 ):
-    """However `spear compare --jobs 2` is stopped, its running runs stop at a step boundary
-    with the checkpoint of their last completed step, and no worker trains on. A terminal's
-    Ctrl-C reaches the whole process group; `kill PID` reaches the parent alone, which
-    forwards it and exits 130 as on Ctrl-C; SIGKILL gives the parent no say, and its
-    orphaned workers stop themselves. The same command then finishes every run with the
-    metrics of an uninterrupted sweep."""
+    """However `spear compare --jobs 2` is stopped, its two running runs stop at a step
+    boundary with the checkpoint of their last completed step, the third, queued, does not
+    start, and no worker trains on. A terminal's Ctrl-C reaches the whole process group;
+    `kill PID` reaches the parent alone, which passes it on and exits 130 as on Ctrl-C; a
+    SIGKILL after it gives the parent no say, and its orphaned workers stop themselves. The
+    same command then finishes every run with the metrics of an uninterrupted sweep."""
     out = tmp_path / "interrupted"
     command = [sys.executable, "-m", "spear.cli", *PARALLEL, "--jobs", "2", "--out", str(out)]
     env = {
@@ -549,7 +551,7 @@ def test_a_stopped_parallel_sweep_keeps_its_steps_and_the_same_command_finishes_
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "support"), *sys.path]),
     }
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    logs = [out / "runs" / run / "metrics.jsonl" for run in PARALLEL_RUNS]
+    logs = [out / "runs" / run / "metrics.jsonl" for run in PARALLEL_RUNS[:2]]
     deadline = time.monotonic() + 240
     while not all(log.is_file() and '"step": 2' in log.read_text() for log in logs):
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
@@ -557,19 +559,23 @@ def test_a_stopped_parallel_sweep_keeps_its_steps_and_the_same_command_finishes_
     if stop == "ctrl-c to the group":
         os.killpg(process.pid, signal.SIGINT)
     else:
-        os.kill(process.pid, signal.SIGTERM if stop == "SIGTERM to the parent" else signal.SIGKILL)
+        os.kill(process.pid, signal.SIGTERM)
+    if stop == "SIGTERM then SIGKILL to the parent":
+        time.sleep(0.2)
+        os.kill(process.pid, signal.SIGKILL)
     _, err = process.communicate(timeout=240)
     deadline = time.monotonic() + 240
     while group_alive(process.pid):  # the workers, which share the parent's process group
         assert time.monotonic() < deadline, "a sweep worker trains on after its sweep was stopped"
         time.sleep(0.1)
-    if stop == "SIGKILL to the parent":
+    if stop == "SIGTERM then SIGKILL to the parent":
         assert process.returncode == -signal.SIGKILL
     else:
         assert process.returncode == 130, err[-3000:]
         assert "Traceback" not in err
         assert "resume with: spear compare" in err.splitlines()[-1]
-    stopped = [run for run in PARALLEL_RUNS if not (out / "runs" / run / "summary.json").is_file()]
+    assert not (out / "runs" / PARALLEL_RUNS[2]).exists(), "the queued run started"
+    stopped = [run for run in PARALLEL_RUNS[:2] if not (out / "runs" / run / "summary.json").is_file()]
     assert stopped, "nothing was interrupted"
     for run in stopped:  # the last logged step is the checkpointed one: nothing half-done
         last = metrics(out / "runs" / run)[-1]["step"]
@@ -597,8 +603,9 @@ def slow_pid(_):
 if __name__ == "__main__":
     # the parent carries on (a handler, not SIG_IGN, which a spawned child would inherit)
     signal.signal(signal.SIGINT, lambda *_: None)
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_start_worker, initargs=(1, False)) as pool:
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=spawn, initializer=_start_worker,
+                             initargs=(1, False, spawn.Event(), spawn.Event())) as pool:
         workers = set()
         while len(workers) < 2:  # both workers started, ran a task, and now wait idle
             workers |= set(pool.map(slow_pid, range(2)))
@@ -699,3 +706,38 @@ def test_cross_sweep_measures_the_archived_math_sweep_while_the_tool_bonus_is_on
         "| spear | 3 | 1.00 ± 0.00 | -0.001 ± 0.002 | 1.00 ± 0.00 | 0.24 ± 0.02 | +0.034 ± 0.006 |"
     )
     assert rows[1].startswith("| spear-no-tool-reward | 3 | 1.00 ± 0.00 |")
+
+
+ORPHANED_POOL = """
+import multiprocessing, os, signal, time
+from concurrent.futures import ProcessPoolExecutor
+from spear.experiments.compare import _start_worker
+
+
+def slow_pid(_):
+    time.sleep(0.5)
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(2, mp_context=spawn, initializer=_start_worker,
+                               initargs=(1, False, spawn.Event(), spawn.Event()))
+    workers = set()
+    while len(workers) < 2:  # both workers started, ran a task, and now wait idle
+        workers |= set(pool.map(slow_pid, range(2)))
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_idle_sweep_workers_end_when_their_parent_is_killed(tmp_path):
+    """A sweep's idle workers outlive a SIGKILLed parent only briefly: they would otherwise
+    wait for work forever (the pool's queue stays open in the workers themselves)."""
+    script = tmp_path / "orphaned_pool.py"
+    script.write_text(ORPHANED_POOL)
+    process = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    assert process.wait(timeout=120) == -signal.SIGKILL
+    deadline = time.monotonic() + 60
+    while group_alive(process.pid):
+        assert time.monotonic() < deadline, "an idle worker outlived its killed parent"
+        time.sleep(0.1)

@@ -157,17 +157,19 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_older_checkpoint(
     )
 
 
+@pytest.mark.parametrize("signals", [("SIGTERM", "SIGTERM"), ("SIGINT", "SIGTERM")])
 def test_sigterm_in_an_update_finishes_the_step_as_ctrl_c_does(
-    base_model, straight, tmp_path, monkeypatch, capsys
+    base_model, straight, tmp_path, monkeypatch, capsys, signals
 ):
-    """``kill PID`` (or a scheduler's pre-emption) takes the Ctrl-C path; a repeated SIGTERM
-    is not a second Ctrl-C, so the step still completes and nothing is lost."""
+    """``kill PID`` (or a scheduler's pre-emption) takes the Ctrl-C path; a SIGTERM while a
+    stop is under way (a repeat, or after Ctrl-C: a group kill) is not a second Ctrl-C, so the
+    step still completes and nothing is lost."""
     update = Trainer._update
 
     def terminated(self, batch, step, *, replay, weight=1.0, epoch=0):
         if step == 4 and not replay:
-            for _ in range(2):
-                os.kill(os.getpid(), signal.SIGTERM)
+            for name in signals:
+                os.kill(os.getpid(), getattr(signal, name))
         return update(self, batch, step, replay=replay, weight=weight, epoch=epoch)
 
     monkeypatch.setattr(Trainer, "_update", terminated)
