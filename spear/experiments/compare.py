@@ -317,6 +317,11 @@ def _run_in_worker(plan: RunPlan) -> dict[str, Any]:
             if _NO_MORE_RUNS.is_set() or not multiprocessing.parent_process().is_alive():
                 raise KeyboardInterrupt
             return run_one(plan)
+    except KeyboardInterrupt:
+        # the sweep is stopping; this run may stop sooner than the parent hears of it, and
+        # this worker or a sibling must not take a queued run meanwhile
+        _NO_MORE_RUNS.set()
+        raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 

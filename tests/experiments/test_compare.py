@@ -582,7 +582,7 @@ def test_a_stopped_parallel_sweep_keeps_its_steps_and_the_same_command_finishes_
     for run in stopped:  # the last logged step is the checkpointed one: nothing half-done
         rows, checkpoint = metrics(out / "runs" / run), latest_checkpoint(out / "runs" / run)
         last = rows[-1]["step"] if rows else 0
-        assert (checkpoint and checkpoint.name) == (last and f"step-{last:06d}")  # step 0: none
+        assert (checkpoint.name if checkpoint else None) == (f"step-{last:06d}" if last else None)
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
